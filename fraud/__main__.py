@@ -1,0 +1,5 @@
+"""``python -m fraud`` runs the CLI."""
+
+from fraud.cli import main
+
+main()
