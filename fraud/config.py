@@ -45,7 +45,7 @@ class Settings:
     rules_path: str = "rules/default.yaml"
     rules_reload_seconds: float = 10.0
     label_delay_days: float = 7.0
-    history_k: int = 64
+    history_k: int = 256
     initial_position: str = "TRIM_HORIZON"
     scorer: str = "local"
     sagemaker_endpoint: str | None = None
@@ -68,10 +68,11 @@ class Setting:
     parse: Callable[[str], Any]
     help: str
     choices: tuple[str, ...] = ()
+    long: str = ""
 
     @property
     def flag(self) -> str:
-        return "--" + self.field.replace("_", "-")
+        return "--" + (self.long or self.field.replace("_", "-"))
 
     def default(self) -> Any:
         return _DEFAULTS[self.field]
@@ -112,7 +113,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("kinesis_endpoint_url", "FRAUD_KINESIS_ENDPOINT_URL", _url,
             "Endpoint for Kinesis when it differs from --endpoint-url (e.g. kinesis-local)."),
     Setting("table_prefix", "FRAUD_TABLE_PREFIX", str, "Prefix of every DynamoDB table name."),
-    Setting("stream_name", "FRAUD_STREAM", str, "Kinesis stream of incoming transactions."),
+    Setting("stream_name", "FRAUD_STREAM", str, "Kinesis stream of incoming transactions.",
+            long="stream"),
     Setting("decisions_stream", "FRAUD_DECISIONS_STREAM", str,
             "Kinesis stream that receives block decisions for the authorising system."),
     Setting("application_name", "FRAUD_APPLICATION_NAME", str,
@@ -120,8 +122,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("alert_topic", "FRAUD_ALERT_TOPIC", str, "SNS topic name (or ARN) for alerts."),
     Setting("archive_uri", "FRAUD_ARCHIVE_URI", _optional,
             "s3://bucket/prefix where decided transactions are archived; unset disables."),
-    Setting("model_dir", "FRAUD_MODEL_DIR", Path, "Directory of the model artifact to score with."),
-    Setting("rules_path", "FRAUD_RULES", str, "Rules file: a local path or an s3:// URI."),
+    Setting("model_dir", "FRAUD_MODEL_DIR", Path, "Directory of the model artifact to score with.",
+            long="model"),
+    Setting("rules_path", "FRAUD_RULES", str, "Rules file: a local path or an s3:// URI.",
+            long="rules"),
     Setting("rules_reload_seconds", "FRAUD_RULES_RELOAD_SECONDS", _positive_float,
             "How often the consumer checks the rules file for changes (0 disables)."),
     Setting("label_delay_days", "FRAUD_LABEL_DELAY_DAYS", _positive_float,
