@@ -1,5 +1,7 @@
 """``python -m fraud`` runs the CLI."""
 
+import sys
+
 from fraud.cli import main
 
-main()
+sys.exit(main())

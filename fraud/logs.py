@@ -7,6 +7,7 @@ there. Never log card numbers or raw records: log ids, counts and reasons.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -15,8 +16,13 @@ import structlog
 __all__ = ["configure_logging", "get_logger"]
 
 
+_configured = False
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Route structlog and the stdlib's logging to stderr as one JSON object per line."""
+    global _configured  # noqa: PLW0603 - process-wide logging set-up, done once or on demand
+    _configured = True
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
@@ -52,5 +58,11 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def get_logger(name: str) -> Any:
-    """A structlog logger bound to `name` (the module)."""
-    return structlog.get_logger(name)
+    """A structlog logger bound to `name` (the module).
+
+    Logging is configured on first use if nobody did it yet: structlog's own default writes
+    to stdout, which would corrupt the KCL protocol and command output.
+    """
+    if not _configured:
+        configure_logging(os.environ.get("FRAUD_LOG_LEVEL", "INFO"))
+    return structlog.get_logger(name).bind(logger=name)

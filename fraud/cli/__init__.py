@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
 
 import click
 
@@ -67,10 +66,10 @@ def cli() -> None:
     """
 
 
-def main(argv: list[str] | None = None) -> Any:
-    """Entry point of the ``fraud`` console script."""
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``fraud`` console script; returns the exit code."""
     try:
-        return cli.main(args=argv, prog_name="fraud", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="fraud", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -90,3 +89,4 @@ def main(argv: list[str] | None = None) -> Any:
     except OSError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    return result if isinstance(result, int) else 0
