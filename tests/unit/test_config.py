@@ -82,3 +82,9 @@ def test_options_show_variables_in_help_and_resolve() -> None:
     result = runner.invoke(show, ["--table-prefix", "flag-"], env={"FRAUD_TABLE_PREFIX": "e-"})
     assert result.output.strip() == "flag-"
     assert runner.invoke(show, ["--scorer", "nope"]).exit_code == 2
+
+
+def test_readme_lists_every_variable() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    missing = [s.env for s in SETTINGS if f"`{s.env}`" not in readme]
+    assert not missing, f"README.md does not document {missing}"
