@@ -27,7 +27,7 @@ from fraud.features import FeatureConfig, FeatureEngine, InMemoryStore, StateSto
 from fraud.logs import get_logger
 from fraud.model.scorer import LocalScorer, Scorer
 from fraud.pipeline import Outcome, Pipeline, StageTimes, decide, output_columns
-from fraud.report import BacktestAccumulator
+from fraud.report import BacktestAccumulator, json_safe
 from fraud.rules import RuleSet, default_vocabulary, load_rules
 from fraud.rules.guardrail import GuardrailState
 from fraud.schema.batch import TransactionBatch
@@ -85,7 +85,8 @@ class ReplaySummary:
     def to_json(self) -> str:
         body = {name: getattr(self, name) for name in self.__slots__}
         body["rows_per_second"] = round(self.rows_per_second, 1)
-        return json.dumps(body, indent=2, sort_keys=True, default=str, allow_nan=False)
+        return json.dumps(json_safe(body), indent=2, sort_keys=True, default=str,
+                          allow_nan=False)
 
 
 def rejects_path(output: Path) -> Path:

@@ -22,7 +22,7 @@ from fraud.model.metrics import evaluate as model_metrics
 from fraud.pipeline import Outcome
 from fraud.rules import ACTIONS, RuleSet
 
-__all__ = ["BacktestAccumulator", "save_pr_curve", "save_score_histogram"]
+__all__ = ["BacktestAccumulator", "json_safe", "save_pr_curve", "save_score_histogram"]
 
 F64 = npt.NDArray[np.float64]
 EXAMPLES = 20
@@ -152,7 +152,7 @@ class BacktestAccumulator:
             report["difference"] = self._difference(report)
         report["plots"] = [Path(p).name for p in plots]
         (directory / "report.json").write_text(
-            json.dumps(_json_safe(report), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            json.dumps(json_safe(report), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         (directory / "summary.md").write_text(_markdown(report), encoding="utf-8")
         return report
 
@@ -188,13 +188,14 @@ def _concat(parts: list[npt.NDArray[np.float32]]) -> F64:
     return np.concatenate(parts).astype(np.float64)
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """`value` with NaN/inf floats as None (JSON has no NaN) and floats rounded to 6 places."""
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else round(value, 6)
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
