@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv lint test unit demo bench model clean
+.PHONY: venv kcl kinesis-local lint test unit demo bench model clean
 
 venv: $(STAMP)
 
@@ -14,17 +14,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The KCL MultiLangDaemon jars (Maven Central, cached in .local/kcl-jars) and amazon-kclpy.
+kcl: venv
+	$(BIN)/python scripts/fetch_kcl_jars.py --install-kclpy
+
+# The Kinesis emulator (npm kinesis-local), pinned in tools/kinesis.
+kinesis-local: tools/kinesis/node_modules/.package-lock.json
+
+tools/kinesis/node_modules/.package-lock.json: tools/kinesis/package-lock.json
+	npm ci --no-audit --no-fund --prefix tools/kinesis
+
 lint: venv
 	$(BIN)/ruff check fraud tests scripts
 	$(BIN)/mypy fraud
 
-test: lint
+test: lint kcl kinesis-local
 	$(BIN)/pytest
 
 unit: venv
 	$(BIN)/pytest tests/unit
 
-demo: venv
+demo: venv kcl kinesis-local
 	$(BIN)/fraud demo
 
 bench: venv
