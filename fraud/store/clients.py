@@ -1,0 +1,139 @@
+"""boto3 clients for the whole project, and a counter of every request they send.
+
+One factory so that every client gets the same endpoint (a local emulator or AWS), region,
+timeouts and retry policy, and so that request counting is wired in one place. Requests are
+counted on botocore's ``request-created`` event, which fires once per HTTP attempt (botocore's
+own retries included), so the count is what DynamoDB actually served and billed.
+
+>>> from fraud.config import Settings
+>>> counter = RequestCounter()
+>>> client = make_client("dynamodb", Settings(endpoint_url="http://127.0.0.1:1"), counter=counter)
+>>> counter.total()
+0
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.config import Config
+
+from fraud.config import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+__all__ = ["RequestCounter", "dynamodb_client", "is_local_endpoint", "make_client"]
+
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# Local emulators accept any credentials; these are used only when none are configured, so
+# `fraud local up` works on a machine that has never seen AWS.
+_LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+def is_local_endpoint(url: str | None) -> bool:
+    """True when `url` points at this machine (an emulator such as moto's server)."""
+    if not url:
+        return False
+    host = urlsplit(url).hostname or ""
+    return host in _LOCAL_HOSTS or host.startswith("127.")
+
+
+class RequestCounter:
+    """Counts HTTP requests per (service, operation), across any number of clients.
+
+    Thread-safe: a KCL worker may share one counter between threads. `per(n)` gives requests
+    per transaction for a report.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def __repr__(self) -> str:
+        return f"RequestCounter(total={self.total()})"
+
+    def attach(self, client: Any) -> None:
+        """Count every request `client` sends from now on."""
+        client.meta.events.register("request-created", self._on_request)
+
+    def _on_request(self, event_name: str, **_: Any) -> None:
+        # event_name is "request-created.<service>.<Operation>"
+        parts = event_name.split(".")
+        service = parts[1] if len(parts) > 1 else "?"
+        operation = parts[2] if len(parts) > 2 else "?"
+        with self._lock:
+            self._counts[(service, operation)] += 1
+
+    def total(self, service: str | None = None) -> int:
+        """Requests sent, in all or in one service."""
+        with self._lock:
+            return sum(n for (s, _), n in self._counts.items() if service in (None, s))
+
+    def snapshot(self) -> dict[str, int]:
+        """Counts keyed ``"service.Operation"``, sorted, e.g. for a JSON report."""
+        with self._lock:
+            return {f"{s}.{o}": n for (s, o), n in sorted(self._counts.items())}
+
+    def per(self, transactions: int, service: str | None = None) -> float:
+        """Requests per transaction (0.0 when there were no transactions)."""
+        return self.total(service) / transactions if transactions else 0.0
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+def _config(settings: Settings) -> Config:
+    return Config(
+        region_name=settings.region,
+        connect_timeout=3,
+        read_timeout=10,
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=32,
+    )
+
+
+def make_client(
+    service: str,
+    settings: Settings,
+    *,
+    counter: RequestCounter | None = None,
+    session: boto3.Session | None = None,
+) -> Any:
+    """A boto3 client of `service` configured from `settings`.
+
+    The endpoint comes from ``settings.aws_endpoint(service)``; for a local endpoint with no
+    credentials in the environment (nor a profile), dummy credentials are used (emulators
+    ignore them).
+    """
+    session = session or boto3.Session(region_name=settings.region)
+    endpoint = settings.aws_endpoint(service)
+    extra: dict[str, Any] = {}
+    if is_local_endpoint(endpoint) and not _has_explicit_credentials():
+        # Never walk the full credential chain for an emulator: its last step probes the
+        # EC2 metadata address.
+        extra.update(_LOCAL_CREDENTIALS)
+    client = session.client(  # type: ignore[call-overload]
+        service, endpoint_url=endpoint, config=_config(settings), **extra
+    )
+    if counter is not None:
+        counter.attach(client)
+    return client
+
+
+def dynamodb_client(
+    settings: Settings, *, counter: RequestCounter | None = None
+) -> DynamoDBClient:
+    """A typed DynamoDB client (see `make_client`)."""
+    client: DynamoDBClient = make_client("dynamodb", settings, counter=counter)
+    return client
+
+
+def _has_explicit_credentials() -> bool:
+    return bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))

@@ -1,0 +1,88 @@
+"""``fraud local``, ``fraud tables`` and ``fraud label`` as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from fraud.config import Settings
+from fraud.schema.batch import TransactionBatch
+from fraud.store import connect
+from fraud.store.history import write_history
+
+pytestmark = pytest.mark.integration
+
+
+def _fraud(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "fraud", *args], capture_output=True,
+                          text=True, env=full, timeout=120, check=False)
+
+
+def test_local_up_status_down(tmp_path: Path, aws_env: None) -> None:
+    local = str(tmp_path / "local")
+    assert _fraud("local", "status", "--local-dir", local).returncode == 3
+    up = _fraud("local", "up", "--service", "moto", "--local-dir", local)
+    assert up.returncode == 0, up.stderr
+    assert "Traceback" not in up.stderr
+    export = up.stdout.strip()
+    assert export.startswith("export FRAUD_ENDPOINT_URL=http://127.0.0.1:")
+    endpoint = export.split("=", 1)[1]
+    state = json.loads((tmp_path / "local" / "local.json").read_text())["services"]["moto"]
+    assert state["endpoint"] == endpoint and state["pid"] > 0
+    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=5) as resp:
+        assert resp.status == 200
+    again = _fraud("local", "up", "--service", "moto", "--local-dir", local)  # idempotent
+    assert again.stdout.strip() == export and "already running" in again.stderr
+    status = _fraud("local", "status", "--local-dir", local)
+    assert status.returncode == 0 and "moto: up" in status.stdout
+    down = _fraud("local", "down", "--local-dir", local)
+    assert down.returncode == 0 and "moto: stopped" in down.stdout
+    assert not (tmp_path / "local" / "local.json").exists()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2)
+    assert _fraud("local", "status", "--local-dir", local).returncode == 3
+    assert "nothing running" in _fraud("local", "down", "--local-dir", local).stdout
+
+
+def test_tables_seed_and_label_commands(settings: Settings, tmp_path: Path) -> None:
+    env = {"FRAUD_ENDPOINT_URL": str(settings.endpoint_url)}
+    prefix = ["--prefix", settings.table_prefix]
+    created = _fraud("tables", "create", *prefix, env=env)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.count(": created") == 13
+    assert _fraud("tables", "create", *prefix, env=env).stdout.count(": exists") == 13
+    described = _fraud("tables", "describe", "--json", *prefix, env=env)
+    rows = [json.loads(line) for line in described.stdout.splitlines()]
+    assert {r["status"] for r in rows} == {"ACTIVE"} and len(rows) == 13
+
+    seed_dir = tmp_path / "gen"
+    seed_dir.mkdir()
+    (seed_dir / "posts.jsonl").write_text(
+        '{"post_id": "p1", "user_id": "u1", "ts": "2023-08-01T00:00:00Z"}\n')
+    seeded = _fraud("tables", "seed", "--input", str(seed_dir), *prefix, env=env)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "read posts.jsonl: 1 rows" in seeded.stdout
+    missing = _fraud("tables", "seed", "--input", str(tmp_path / "nope"), *prefix, env=env)
+    assert missing.returncode == 2 and "not a directory" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    batch = TransactionBatch.from_columns(transaction_id=["t1"], timestamp_us=[10**15],
+                                          user_id=["u1"], terminal_id=["m1"], amount=[5.0])
+    write_history(connect(settings), batch)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("transaction_id,is_fraud,label_time\nt1,1,2001-09-10T00:00:00Z\n")
+    out = [_fraud("label", "--input", str(labels), *prefix, env=env) for _ in range(2)]
+    reports = [json.loads(o.stdout) for o in out]
+    assert [(r["updated"], r["repeated"]) for r in reports] == [(1, 0), (0, 1)]
+    bad = _fraud("label", "--input", str(tmp_path / "absent.csv"), *prefix, env=env)
+    assert bad.returncode == 2 and "no such file" in bad.stderr
+
+    deleted = _fraud("tables", "delete", "--yes", *prefix, env=env)
+    assert deleted.returncode == 0 and deleted.stdout.count(": deleted") == 13

@@ -1,0 +1,126 @@
+"""Decisions, cases, dead letters, history and the label feed over real HTTP: each effect
+happens once however often it is repeated."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fraud.errors import InputError
+from fraud.features.store import InMemoryStore
+from fraud.schema.batch import TransactionBatch
+from fraud.store import Dynamo, RequestCounter
+from fraud.store.decisions import (
+    Case,
+    DeadLetter,
+    Decision,
+    list_cases,
+    set_case_status,
+    write_dead_letters,
+    write_decisions,
+)
+from fraud.store.feature_store import DynamoStateStore
+from fraud.store.history import find_transactions, write_history
+from fraud.store.labels import apply_labels, read_labels
+
+pytestmark = pytest.mark.integration
+DAY = 86_400_000_000
+T0 = 1_700_000_000_000_000
+
+
+def _decision(tx: str, action: str = "block") -> Decision:
+    return Decision(tx, "u1", T0, action, 0.97, ("high_score",), ("score 0.97 >= 0.9",),
+                    "m1", "r1", T0 + 5)
+
+
+def test_decisions_and_cases_are_written_once(dynamo: Dynamo, counter: RequestCounter) -> None:
+    decisions = [_decision(f"t{i}") for i in range(150)]
+    cases = [Case(f"t{i}", "u1", T0 + i, "alert", 0.8) for i in range(3)]
+    dec, cas = write_decisions(dynamo, decisions, cases)
+    assert len(dec.written) == 150 and not dec.duplicates
+    assert sorted(cas.written) == ["case-t0", "case-t1", "case-t2"]
+    assert counter.snapshot() == {"dynamodb.TransactWriteItems": 2}  # 153 items / 100
+    dec2, cas2 = write_decisions(dynamo, [_decision("t1", "flag"), _decision("new")], cases[:1])
+    assert dec2.written == ["new"] and dec2.duplicates == ["t1"]
+    assert cas2.duplicates == ["case-t0"]
+    stored = dynamo.get("Decisions", {"transaction_id": "t1"})
+    assert stored is not None and stored["action"] == "block"
+    assert [c["case_id"] for c in list_cases(dynamo, "open")] == ["case-t0", "case-t1",
+                                                                  "case-t2"]
+    set_case_status(dynamo, "case-t1", "investigating", T0 + 99)
+    assert [c["case_id"] for c in list_cases(dynamo, "investigating")] == ["case-t1"]
+    with pytest.raises(InputError, match="no case"):
+        set_case_status(dynamo, "case-nope", "closed", T0)
+
+
+def test_dead_letters_keep_reason_and_bounded_payload(dynamo: Dynamo) -> None:
+    big = b"x" * 100_000
+    letter = DeadLetter("shardId-000", "4950001", "amount: not a number", big, T0)
+    assert write_dead_letters(dynamo, [letter]).written == ["shardId-000#4950001"]
+    assert write_dead_letters(dynamo, [letter]).duplicates == ["shardId-000#4950001"]
+    item = dynamo.get("DeadLetters", {"letter_id": "shardId-000#4950001"})
+    assert item is not None
+    assert item["truncated"] is True and item["payload_bytes"] == 100_000
+    assert len(item["payload"]) < 100_000 and item["error"] == "amount: not a number"
+    assert "xxx" not in repr(letter)
+
+
+def _history(dynamo: Dynamo) -> TransactionBatch:
+    batch = TransactionBatch.from_columns(
+        transaction_id=["a", "b", "c"], timestamp_us=[T0, T0 + 1, T0 + DAY],
+        user_id=["u1", "u1", "u2"], terminal_id=["m1", "m2", "m1"], amount=[1.0, 2.0, 3.0])
+    write_history(dynamo, batch, scores=np.array([0.1, np.nan, 0.9]),
+                  actions=["", "", "block"])
+    return batch
+
+
+def test_history_is_found_by_transaction_id(dynamo: Dynamo) -> None:
+    _history(dynamo)
+    refs = find_transactions(dynamo, ["a", "c", "zzz"])
+    assert set(refs) == {"a", "c"}
+    assert refs["c"].terminal_id == "m1" and refs["c"].ts_us == T0 + DAY
+    item = dynamo.get("TransactionHistory", {"user_id": "u2", "sk": refs["c"].sk})
+    assert item is not None and item["action"] == "block" and item["score"] == 0.9
+    assert item["expires_at"] > T0 // 1_000_000
+
+
+def test_label_feed_applies_each_label_once(dynamo: Dynamo, tmp_path: Path) -> None:
+    _history(dynamo)
+    feed = tmp_path / "labels.jsonl"
+    feed.write_text("\n".join(json.dumps(r) for r in [
+        {"transaction_id": "a", "is_fraud": 1, "label_time": "2023-11-20T00:00:00Z"},
+        {"transaction_id": "c", "is_fraud": 0},
+        {"transaction_id": "ghost", "is_fraud": 1},
+    ]) + "\n")
+    store = DynamoStateStore(dynamo)
+    first = apply_labels(dynamo, store, read_labels(feed))
+    assert (first.matched, first.updated, first.repeated, first.unmatched) == (2, 2, 0, ["ghost"])
+    assert first.fraud_labels_sent == 1
+    second = apply_labels(dynamo, DynamoStateStore(dynamo), read_labels(feed))
+    assert (second.updated, second.repeated) == (0, 2)
+    snap = DynamoStateStore(dynamo).load_terminals(["m1", "m2"], T0 - DAY, T0 + 2 * DAY)
+    assert snap.fraud_ts.tolist() == [T0]  # counted once despite two applications
+    # The same logical content as the in-memory store gets from the same labels.
+    mem = InMemoryStore()
+    apply_labels(dynamo, mem, read_labels(feed))
+    mem_snap = mem.load_terminals(["m1", "m2"], T0 - DAY, T0 + 2 * DAY)
+    assert mem_snap.fraud_label_time.tolist() == snap.fraud_label_time.tolist()
+    refs = find_transactions(dynamo, ["a", "c"])
+    a = dynamo.get("TransactionHistory", {"user_id": "u1", "sk": refs["a"].sk})
+    c = dynamo.get("TransactionHistory", {"user_id": "u2", "sk": refs["c"].sk})
+    assert a is not None and a["is_fraud"] == 1
+    assert c is not None and c["is_fraud"] == 0 and c["label_time"] == T0 + DAY + 7 * DAY
+
+
+def test_bad_label_files_name_the_line(tmp_path: Path) -> None:
+    feed = tmp_path / "labels.csv"
+    feed.write_text("transaction_id,is_fraud\na,1\nb,maybe\n")
+    with pytest.raises(InputError, match=r"labels.csv:3: is_fraud"):
+        read_labels(feed)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(InputError, match="no labels"):
+        read_labels(empty)
