@@ -40,5 +40,10 @@ demo: venv kcl kinesis-local
 bench: venv
 	$(BIN)/python scripts/run_benchmarks.py
 
+# The shipped default model: generated data (fixed seed), then training (same seed, same metrics).
+model: venv
+	$(BIN)/fraud generate --out .local/model-data/tx.parquet --users 3000 --terminals 800 --days 90 --seed 42
+	$(BIN)/fraud train --input .local/model-data/tx.parquet --train-start 2024-02-01 --train-end 2024-03-10 --test-start 2024-03-17 --test-end 2024-03-31 --seed 0 --out models/default
+
 clean:
 	rm -rf $(VENV) .local .mypy_cache .pytest_cache .ruff_cache build *.egg-info

@@ -24,26 +24,46 @@ def _fmt(value: Any) -> str:
 
 
 @click.command(name="demo")
-@click.option("--users", type=click.IntRange(min=10), default=2000, show_default=True,
+@click.option("--mode", type=click.Choice(["stream", "replay"]), default="stream",
+              show_default=True,
+              help="stream: local AWS, the real KCL consumer, a produced day of transactions. "
+              "replay: the same pipeline over the generated file, no AWS at all.")
+@click.option("--users", type=click.IntRange(min=10), default=1000, show_default=True,
               help="Customers in the generated world.")
-@click.option("--terminals", type=click.IntRange(min=5), default=500, show_default=True,
+@click.option("--terminals", type=click.IntRange(min=5), default=300, show_default=True,
               help="Terminals/merchants in the generated world.")
-@click.option("--days", type=click.IntRange(min=2), default=30, show_default=True,
+@click.option("--days", type=click.IntRange(min=2), default=15, show_default=True,
               help="Days of transactions; the last one is decided, the rest warm the state.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
-@settings_options("model_dir", "rules_path", "label_delay_days", "local_dir", "log_level")
-def command(users: int, terminals: int, days: int, seed: int, **flags: Any) -> None:
-    """Generate a world, replay it through the pipeline and print what was decided.
+@settings_options("model_dir", "rules_path", "label_delay_days", "history_k", "local_dir",
+                  "log_level")
+def command(mode: str, users: int, terminals: int, days: int, seed: int,
+            **flags: Any) -> None:
+    """Run the product end to end on generated data and print what it decided.
 
-    The generated data, the decisions and a backtest report land under LOCAL_DIR/demo.
+    Files (data, decisions, the consumer's logs, a backtest report) land under
+    LOCAL_DIR/demo. The stream mode starts local endpoints on 127.0.0.1 and stops them at the
+    end.
     """
+    settings = build_settings(flags)
+    configure_logging(settings.log_level)
+    if mode == "stream":
+        from fraud.demo import DemoConfig, run_demo
+
+        code = run_demo(settings, DemoConfig(users=users, terminals=terminals, days=days,
+                                             seed=seed), click.echo)
+        if code:
+            raise SystemExit(code)
+        return
+    _replay_demo(settings, users, terminals, days, seed)
+
+
+def _replay_demo(settings: Any, users: int, terminals: int, days: int, seed: int) -> None:
     from datetime import UTC, datetime
 
     from fraud.generate import GenerateConfig, generate, write_dataset
     from fraud.replay import ReplayConfig, run_replay
 
-    settings = build_settings(flags)
-    configure_logging(settings.log_level)
     work = Path(settings.local_dir) / "demo"
     work.mkdir(parents=True, exist_ok=True)
     start = datetime(2024, 3, 1, tzinfo=UTC)

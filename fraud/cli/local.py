@@ -39,17 +39,35 @@ def command() -> None:
 @command.command("up")
 @click.option("--service", "services", multiple=True,
               help="Start only this service (repeatable); default: every registered one.")
-@settings_options("local_dir")
-def up(services: tuple[str, ...], **flags: Any) -> None:
+@click.option("--provision/--no-provision", default=True, show_default=True,
+              help="Also create the tables, the streams, the alert topic and the archive "
+              "bucket on the endpoints (idempotent).")
+@click.option("--shards", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Shards of the transactions stream when it is created.")
+@settings_options("local_dir", "table_prefix", "stream_name", "decisions_stream",
+                  "alert_topic", "archive_uri", "region")
+def up(services: tuple[str, ...], provision: bool, shards: int, **flags: Any) -> None:
     """Start the local endpoints (idempotent) and print the export lines to use them."""
+    from dataclasses import replace
+
     from fraud.local import start
 
     settings = _settings(flags)
+    endpoints: dict[str, str] = {}
     for service, started in start(settings.local_dir, services or None):
         verb = "started" if started else "already running"
         click.echo(f"# {service.name} {verb}: pid {service.pid}, {service.endpoint}, "
                    f"log {service.log}", err=True)
         click.echo(service.export_line)
+        endpoints[service.name] = service.endpoint
+    if provision and {"moto", "kinesis"} <= endpoints.keys():
+        from fraud.local.provision import provision as create_all
+
+        done = create_all(replace(settings, endpoint_url=endpoints["moto"],
+                                  kinesis_endpoint_url=endpoints["kinesis"]), shards=shards)
+        click.echo(f"# created {len(done.tables)} tables, streams {', '.join(done.streams)}, "
+                   f"topic {done.topic_arn}" + (f", bucket {done.bucket}" if done.bucket else ""),
+                   err=True)
 
 
 @command.command("down")

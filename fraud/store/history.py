@@ -10,7 +10,7 @@ rewrites the same item rather than adding one.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +56,12 @@ def write_history(
     *,
     retention_days: float = DEFAULT_RETENTION_DAYS,
     effective_time_us: npt.NDArray[np.int64] | None = None,
+    numbers: Mapping[str, npt.NDArray[np.int64]] | None = None,
 ) -> int:
     """Put one history item per transaction (NaN score = not computed); returns requests sent.
+
+    `numbers` adds integer attributes per row (e.g. the consumer's ``arrival_ms`` and
+    ``decided_at``, from which arrival-to-decision latency is measured).
 
     `effective_time_us` is the feature engine's event time per row
     (`FeatureMatrix.effective_time_us`); when it differs from the timestamp it is kept as
@@ -88,6 +92,8 @@ def write_history(
             item["score"] = float(scores[i])
         if actions is not None and actions[i]:
             item["action"] = str(actions[i])
+        for name, column in (numbers or {}).items():
+            item[name] = int(column[i])
         items[(item["user_id"], item["sk"])] = item
     return dynamo.batch_write(puts={"TransactionHistory": list(items.values())})
 

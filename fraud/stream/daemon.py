@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -39,6 +39,7 @@ __all__ = [
     "MAIN_CLASS",
     "DaemonLaunch",
     "DaemonProcess",
+    "absolute_paths",
     "child_command",
     "daemon_environment",
     "prepare_daemon",
@@ -90,6 +91,15 @@ def daemon_environment(settings: Settings, base: Mapping[str, str]) -> dict[str,
     return env
 
 
+def absolute_paths(settings: Settings) -> Settings:
+    """`settings` with local paths made absolute: the daemon runs its children elsewhere."""
+    rules = settings.rules_path
+    if "://" not in rules:
+        rules = str(Path(rules).absolute())
+    return replace(settings, model_dir=Path(settings.model_dir).absolute(), rules_path=rules,
+                   local_dir=Path(settings.local_dir).absolute())
+
+
 def child_command(handler_spec: str, python: str = sys.executable) -> tuple[str, ...]:
     """The record processor's argv (an absolute interpreter: the daemon's PATH may differ)."""
     return (str(Path(python).absolute()), "-m", "fraud.stream.processor", handler_spec)
@@ -109,6 +119,7 @@ def prepare_daemon(
     base_env: Mapping[str, str] | None = None,
 ) -> DaemonLaunch:
     """Write the properties file under `work_dir` and assemble the daemon's command line."""
+    settings = absolute_paths(settings)
     props = build_properties(
         settings,
         command=child_command(handler_spec, python),

@@ -31,16 +31,10 @@ class StreamInfo:
 
 
 def kinesis_client(settings: Settings) -> KinesisClient:
-    """A Kinesis client for `settings` (local endpoint when one is set)."""
-    import boto3
-    from botocore.config import Config
+    """A Kinesis client for `settings` (local endpoint when one is set; see `make_client`)."""
+    from fraud.store.clients import make_client
 
-    client: KinesisClient = boto3.client(
-        "kinesis",
-        region_name=settings.region,
-        endpoint_url=settings.aws_endpoint("kinesis"),
-        config=Config(retries={"max_attempts": 5, "mode": "standard"}),
-    )
+    client: KinesisClient = make_client("kinesis", settings)
     return client
 
 

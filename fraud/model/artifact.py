@@ -1,0 +1,325 @@
+"""Model artifacts: a manifest plus a model file that cannot run code when it is loaded.
+
+An artifact is a directory::
+
+    DIR/manifest.json   what the model is (see `Manifest`)
+    DIR/model.skops     the fitted scikit-learn estimator, in skops' format
+
+Plain pickle would execute whatever the file says on load, so a model file from a shared
+bucket would be a remote-code-execution hole. skops stores estimators as data and refuses to
+build any type it has not been told to trust; we never pass ``trusted=True``: the types a file
+asks for are checked against `ALLOWED_TYPES`, an explicit list kept here, and a file that asks
+for anything else is refused by name before a single object is built.
+
+Loading also checks, in this order, so the first error is the most useful one: the manifest
+parses and has every field, the artifact format version, the feature engine version and the
+feature names (the model's column order), then the sha256 of the model file, then the types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fraud.errors import ModelError
+
+__all__ = [
+    "ALLOWED_ESTIMATORS",
+    "ALLOWED_TYPES",
+    "ARTIFACT_FORMAT_VERSION",
+    "MANIFEST_FILE",
+    "MODEL_FILE",
+    "Artifact",
+    "Manifest",
+    "check_compatible",
+    "load_artifact",
+    "read_manifest",
+    "save_artifact",
+    "sha256_of",
+]
+
+ARTIFACT_FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.skops"
+
+# Types skops does not trust by default that our three algorithms need. Anything else in a
+# model file (a function, an arbitrary class) is refused. Extend only with plain-data types.
+ALLOWED_TYPES: frozenset[str] = frozenset({
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.tree._tree.Tree",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "sklearn.utils._bunch.Bunch",
+    "numpy.dtype",
+})
+
+# What the loaded object may be: exactly the shapes `fraud.model.train` makes (a Pipeline
+# only as imputer -> scaler -> logistic regression), so a file holding any other estimator
+# or transformer, even one made of trusted types, is refused.
+ALLOWED_ESTIMATORS: dict[str, tuple[str, ...]] = {
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier":
+        (),
+    "sklearn.ensemble._forest.RandomForestClassifier": (),
+    "sklearn.pipeline.Pipeline": (
+        "sklearn.impute._base.SimpleImputer",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.linear_model._logistic.LogisticRegression",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """Everything needed to trust, use and reproduce a model; stored as ``manifest.json``.
+
+    `reference` is the neutral value of each feature (its training median): reason codes
+    measure how much a feature's actual value raised the score compared with this value.
+    `positive_weight` is the weight fraud rows had in training; scores are corrected for it
+    so that they read as probabilities (see `fraud.model.scorer.correct_for_weight`).
+    """
+
+    feature_names: tuple[str, ...]
+    feature_engine_version: str
+    label_delay_days: float
+    algorithm: str
+    params: Mapping[str, Any]
+    positive_weight: float
+    reference: tuple[float, ...]
+    train_range: tuple[str, str]
+    test_range: tuple[str, str] | None
+    counts: Mapping[str, int]
+    metrics: Mapping[str, Any]
+    library_versions: Mapping[str, str]
+    created_at: str
+    model_sha256: str
+    seed: int = 0
+    model_file: str = MODEL_FILE
+    format_version: int = ARTIFACT_FORMAT_VERSION
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["feature_names"] = list(self.feature_names)
+        data["reference"] = list(self.reference)
+        data["train_range"] = list(self.train_range)
+        data["test_range"] = None if self.test_range is None else list(self.test_range)
+        return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Artifact:
+    """A verified, loaded artifact: its manifest and the estimator (read-only by convention)."""
+
+    manifest: Manifest
+    model: Any
+    path: Path
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return (f"Artifact(path={str(self.path)!r}, algorithm={m.algorithm!r}, "
+                f"sha256={m.model_sha256[:12]})")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_artifact(directory: str | Path, model: Any, manifest: Manifest) -> Manifest:
+    """Write the model file and the manifest (with the model's real hash) into `directory`.
+
+    Returns the manifest as written. The model is checked to load back under the allow-list
+    before the manifest is written, so an artifact that cannot be loaded is never published.
+    """
+    import skops.io as sio
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = out / manifest.model_file
+    try:
+        sio.dump(model, model_path, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+    except Exception as exc:  # skops raises many types; all mean "could not serialise"
+        raise ModelError(f"{model_path}: could not write the model: {exc}") from exc
+    _check_types(model_path)
+    data = asdict(manifest)
+    data["model_sha256"] = sha256_of(model_path)
+    written = Manifest(**data)
+    (out / MANIFEST_FILE).write_text(written.to_json(), encoding="utf-8")
+    return written
+
+
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "format_version": int,
+    "feature_names": list,
+    "feature_engine_version": str,
+    "label_delay_days": (int, float),
+    "algorithm": str,
+    "params": dict,
+    "positive_weight": (int, float),
+    "reference": list,
+    "train_range": list,
+    "counts": dict,
+    "metrics": dict,
+    "library_versions": dict,
+    "created_at": str,
+    "model_sha256": str,
+    "model_file": str,
+}
+
+
+def read_manifest(directory: str | Path) -> Manifest:
+    """Parse and validate ``DIR/manifest.json`` (no version or feature checks)."""
+    path = Path(directory) / MANIFEST_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelError(f"{path}: no manifest; is {directory} a model artifact?") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: not a readable JSON manifest: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ModelError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+    if "format_version" in raw and raw["format_version"] != ARTIFACT_FORMAT_VERSION:
+        raise ModelError(
+            f"{path}: artifact format version {raw['format_version']!r} is not supported "
+            f"(this code reads version {ARTIFACT_FORMAT_VERSION})"
+        )
+    for key, kind in _REQUIRED.items():
+        if key not in raw:
+            raise ModelError(f"{path}: missing field {key!r}")
+        if not isinstance(raw[key], kind) or isinstance(raw[key], bool):
+            raise ModelError(f"{path}: field {key!r} has the wrong type "
+                             f"({type(raw[key]).__name__})")
+    names = raw["feature_names"]
+    if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise ModelError(f"{path}: feature_names must be distinct strings")
+    reference = raw["reference"]
+    if len(reference) != len(names) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in reference
+    ):
+        raise ModelError(f"{path}: reference must hold one number per feature")
+    model_file = raw["model_file"]
+    if "/" in model_file or "\\" in model_file or model_file in ("", ".", ".."):
+        raise ModelError(f"{path}: model_file must be a plain file name, got {raw['model_file']!r}")
+    known = {f for f in Manifest.__dataclass_fields__}
+    values = {k: v for k, v in raw.items() if k in known}
+    values["feature_names"] = tuple(names)
+    values["reference"] = tuple(float(v) for v in reference)
+    values["train_range"] = tuple(raw["train_range"])
+    test_range = raw.get("test_range")
+    values["test_range"] = None if test_range is None else tuple(test_range)
+    return Manifest(**values)
+
+
+def _feature_mismatch(found: Sequence[str], expected: Sequence[str]) -> str | None:
+    if tuple(found) == tuple(expected):
+        return None
+    missing = [n for n in expected if n not in found]
+    extra = [n for n in found if n not in expected]
+    parts = []
+    if missing:
+        parts.append(f"missing {missing}")
+    if extra:
+        parts.append(f"unknown {extra}")
+    if not parts:
+        at = next(i for i, (a, b) in enumerate(zip(found, expected, strict=True)) if a != b)
+        parts.append(f"order differs from position {at}: artifact has {found[at]!r}, "
+                     f"the feature engine has {expected[at]!r}")
+    return "; ".join(parts)
+
+
+def _type_name(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _check_types(model_path: Path) -> list[str]:
+    import skops.io as sio
+
+    try:
+        untrusted = sorted(sio.get_untrusted_types(file=model_path))
+    except Exception as exc:  # a corrupt zip or schema surfaces as many exception types
+        raise ModelError(f"{model_path}: not a readable skops file: {exc}") from exc
+    refused = [t for t in untrusted if t not in ALLOWED_TYPES]
+    if refused:
+        raise ModelError(f"{model_path}: refusing to load types outside the allow-list: {refused}")
+    return untrusted
+
+
+def check_compatible(manifest: Manifest, path: Path,
+                     expected_features: Sequence[str] | None = None,
+                     expected_engine_version: str | None = None) -> None:
+    """Refuse a manifest whose feature engine version or feature list differs from what the
+    pipeline will feed (defaults: `fraud.features.api`'s own)."""
+    if expected_features is None or expected_engine_version is None:
+        from fraud.features.api import FEATURE_ENGINE_VERSION, FEATURE_NAMES
+
+        expected_features = FEATURE_NAMES if expected_features is None else expected_features
+        if expected_engine_version is None:
+            expected_engine_version = FEATURE_ENGINE_VERSION
+    if manifest.feature_engine_version != expected_engine_version:
+        raise ModelError(
+            f"{path}: feature engine version mismatch: artifact was trained on version "
+            f"{manifest.feature_engine_version!r}, the feature engine is "
+            f"{expected_engine_version!r}"
+        )
+    problem = _feature_mismatch(manifest.feature_names, expected_features)
+    if problem:
+        raise ModelError(f"{path}: feature list mismatch: {problem}")
+
+
+def load_artifact(
+    directory: str | Path,
+    expected_features: Sequence[str] | None = None,
+    expected_engine_version: str | None = None,
+) -> Artifact:
+    """Verify and load an artifact; every mismatch is a `ModelError` that names it.
+
+    `expected_features` / `expected_engine_version` default to the feature engine's own
+    (`fraud.features.api`), i.e. what the pipeline will feed the model.
+    """
+    import skops.io as sio
+
+    path = Path(directory)
+    manifest = read_manifest(path)
+    check_compatible(manifest, path, expected_features, expected_engine_version)
+    model_path = path / manifest.model_file
+    if not model_path.is_file():
+        raise ModelError(f"{model_path}: model file named by the manifest does not exist")
+    actual = sha256_of(model_path)
+    if actual != manifest.model_sha256:
+        raise ModelError(
+            f"{model_path}: sha256 mismatch: manifest says {manifest.model_sha256}, "
+            f"file has {actual}; the model file was changed or replaced"
+        )
+    trusted = _check_types(model_path)
+    try:
+        model = sio.load(model_path, trusted=trusted)
+    except Exception as exc:  # skops raises many types; all mean "not a model we can use"
+        raise ModelError(f"{model_path}: could not load the model: {exc}") from exc
+    kind = _type_name(model)
+    if kind not in ALLOWED_ESTIMATORS:
+        raise ModelError(f"{model_path}: holds a {kind}, not one of {list(ALLOWED_ESTIMATORS)}")
+    steps = tuple(_type_name(step) for _, step in getattr(model, "steps", []))
+    if steps != ALLOWED_ESTIMATORS[kind]:
+        raise ModelError(f"{model_path}: pipeline steps {list(steps)} are not "
+                         f"{list(ALLOWED_ESTIMATORS[kind])}")
+    if not callable(getattr(model, "predict_proba", None)):
+        raise ModelError(f"{model_path}: the model has no predict_proba")
+    n_in = getattr(model, "n_features_in_", None)
+    if n_in is not None and int(n_in) != len(manifest.feature_names):
+        raise ModelError(f"{model_path}: model expects {n_in} features, manifest lists "
+                         f"{len(manifest.feature_names)}")
+    if not np.all(np.isfinite(manifest.reference)):
+        raise ModelError(f"{path / MANIFEST_FILE}: reference values must be finite")
+    return Artifact(manifest=manifest, model=model, path=path)
