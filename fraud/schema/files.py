@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from fraud.config import Settings
 from fraud.errors import InputError
 from fraud.schema.batch import REQUIRED_FIELDS, Rejection
 from fraud.schema.columns import CANONICAL_FIELDS, ColumnMap
@@ -495,22 +496,58 @@ def read_transactions(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     keep_extra: bool = True,
     limits: Limits = DEFAULT_LIMITS,
+    s3_client: Any = None,
+    settings: Settings | None = None,
 ) -> Iterator[ParseResult]:
     """Validated chunks of a transaction file, in file order.
 
     Indices in each result count records from the start of the file; a duplicate
     transaction_id is caught across chunks too, so the chunk size never changes the outcome.
     Non-canonical columns are carried in ``batch.extra`` unless `keep_extra` is false.
+
+    An ``s3://bucket/prefix`` path reads every .csv/.jsonl/.parquet object under the prefix,
+    sorted by key, as one input (an archive written by `fraud.actions.Archive`): positions
+    name the object (``dt=2024-01-31/part-....parquet row 3``) and a transaction_id repeated
+    in a later object is refused as a duplicate. The S3 client is `s3_client`, else one built
+    from `settings` (else from the ``FRAUD_*`` environment).
     """
     seen = SeenIds()
     base = 0
-    for chunk in _chunks(path, columns, CANONICAL_FIELDS, REQUIRED_FIELDS, chunk_rows,
-                         keep_extra, limits):
+    for chunk in _source_chunks(path, columns, chunk_rows, keep_extra, limits, s3_client,
+                                settings):
         result = validate_transactions(chunk.raw, chunk.positions, validator=chunk.validator,
                                        extra=chunk.extra, seen=seen, index_base=base,
                                        limits=limits)
         base += len(chunk.positions)
         yield result
+
+
+def _source_chunks(path: str | Path, columns: ColumnMap | None, chunk_rows: int,
+                   keep_extra: bool, limits: Limits, s3_client: Any,
+                   settings: Settings | None) -> Iterator[_Chunk]:
+    """Chunks of a local file, or of every object under an s3:// prefix in key order."""
+    if not (isinstance(path, str) and path.startswith("s3://")):
+        yield from _chunks(path, columns, CANONICAL_FIELDS, REQUIRED_FIELDS, chunk_rows,
+                           keep_extra, limits)
+        return
+    from fraud.actions.s3input import download, list_data_objects, parse_s3_uri
+    from fraud.actions.s3input import s3_client as make
+
+    client = s3_client if s3_client is not None else make(settings)
+    _, prefix = parse_s3_uri(path)
+    for obj in list_data_objects(client, path):
+        name = obj.key[len(prefix):] if obj.key.startswith(prefix) else obj.key
+        with download(client, obj) as local:
+            try:
+                for chunk in _chunks(local, columns, CANONICAL_FIELDS, REQUIRED_FIELDS,
+                                     chunk_rows, keep_extra, limits):
+                    named = np.asarray([f"{name} {p}" for p in chunk.positions.tolist()],
+                                       dtype=object)
+                    chunk.positions = named
+                    chunk.validator.positions = named
+                    yield chunk
+            except InputError as exc:
+                raise InputError(str(exc).replace(str(local), obj.uri)) from exc
 
 
 def read_all(path: str | Path, columns: ColumnMap | None = None, **options: Any) -> ParseResult:

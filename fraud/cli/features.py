@@ -1,0 +1,90 @@
+"""``fraud features``: point-in-time features of a transaction file, one row per transaction.
+
+The file is read in chunks, ordered by event time as a whole (features need every earlier
+transaction), and the features are written in input order next to ``transaction_id``. Labels
+in the file (``is_fraud``, ``label_time``) are the label feed: a fraud label counts only from
+its label time, or ``--label-delay-days`` after its transaction when it has none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from fraud.config import build_settings, settings_options
+from fraud.errors import InputError
+from fraud.logs import configure_logging, get_logger
+from fraud.schema.columns import COLUMNS, ColumnMap
+
+__all__ = ["command"]
+
+log = get_logger(__name__)
+_SHOWN_REJECTIONS = 5
+
+
+def _default_support_dir(input_path: str) -> Path | None:
+    """``data/tx.csv`` -> ``data/tx.stores`` when `fraud generate` wrote one there."""
+    path = Path(input_path)
+    candidate = path.with_name(path.name.split(".")[0] + ".stores")
+    return candidate if candidate.is_dir() else None
+
+
+@click.command(name="features")
+@click.option("--input", "input_path", required=True, metavar="FILE",
+              help="Transactions (.csv, .jsonl, .parquet; .gz allowed).")
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="transaction_id plus every feature, in input order (.csv or .parquet).")
+@click.option("--columns", type=COLUMNS, default=None,
+              help="Map canonical fields to the file's columns: user_id=CUSTOMER_ID,...")
+@click.option("--support-dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=None, help="Supporting-store JSONL directory (sessions, devices, carts, "
+              "social); default: INPUT's .stores directory if present, else none.")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=500_000, show_default=True,
+              help="Rows read per chunk.")
+@settings_options("label_delay_days", "history_k", "log_level")
+def command(input_path: str, output: Path, columns: ColumnMap | None,
+            support_dir: Path | None, chunk_rows: int, **flags: Any) -> None:
+    """Compute point-in-time features for a transaction file.
+
+    Rows that fail validation are left out of OUTPUT and listed on stderr with their line
+    and reason (and in OUTPUT.rejects.csv). Feature definitions: docs/features.md.
+    """
+    from fraud.features import FeatureConfig, SupportStore, compute_features
+    from fraud.schema.files import read_transactions
+    from fraud.tabular import TableWriter, format_of, write_columns
+
+    settings = build_settings(flags)
+    configure_logging(settings.log_level)
+    format_of(output)  # an unknown extension is an input error before any work is done
+    if not Path(input_path).exists():
+        raise InputError(f"--input: {input_path}: no such file")
+    config = FeatureConfig(label_delay_days=settings.label_delay_days,
+                           history_k=settings.history_k)
+    chunks = []
+    rejections: list[Any] = []
+    for parsed in read_transactions(input_path, columns or ColumnMap(), chunk_rows=chunk_rows):
+        chunks.append(parsed.batch)
+        rejections.extend(parsed.rejections)
+    if rejections:
+        for rejection in rejections[:_SHOWN_REJECTIONS]:
+            click.echo(f"rejected: {input_path}:{rejection}", err=True)
+        more = len(rejections) - _SHOWN_REJECTIONS
+        if more > 0:
+            click.echo(f"rejected: ... and {more} more", err=True)
+        rejects = output.with_name(output.name.split(".")[0] + ".rejects.csv")
+        with TableWriter(rejects) as writer:
+            writer.write({
+                "position": np.asarray([r.position for r in rejections], dtype=object),
+                "field": np.asarray([r.field for r in rejections], dtype=object),
+                "reason": np.asarray([r.reason for r in rejections], dtype=object),
+            })
+    directory = support_dir or _default_support_dir(input_path)
+    support = SupportStore.from_directory(directory) if directory is not None else None
+    matrix = compute_features(chunks, config, support)
+    rows = write_columns(output, matrix.to_columns())
+    log.info("features written", rows=rows, rejected=len(rejections), output=str(output))
+    click.echo(f"wrote {rows} rows x {len(matrix.names)} features to {output}"
+               + (f" ({len(rejections)} rows rejected)" if rejections else ""), err=True)
