@@ -7,6 +7,7 @@ of them agree on formats. Readers of untrusted input live in `fraud.schema.files
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,14 @@ def _to_arrow(columns: Mapping[str, npt.NDArray[Any]]) -> pa.Table:
         else:
             arrays[name] = pa.array(values)
     return pa.table(arrays)
+
+
+def _null_non_finite(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN or infinity: such values (e.g. a score not computed) become null."""
+    for key, value in row.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            row[key] = None
+    return row
 
 
 class TableWriter:
@@ -86,8 +95,8 @@ class TableWriter:
         else:
             lines = []
             for row in table.to_pylist():
-                lines.append(json.dumps(row, separators=(",", ":"), allow_nan=False,
-                                        default=str))
+                lines.append(json.dumps(_null_non_finite(row), separators=(",", ":"),
+                                        allow_nan=False, default=str))
             if lines:
                 self._file.write(("\n".join(lines) + "\n").encode())
 

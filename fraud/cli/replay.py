@@ -98,7 +98,8 @@ def command(input_path: str, output: Path, columns: Any, start: int | None, end:
             bar.update(rows - bar.n)
 
     try:
-        summary = run_replay(config, store=_store(store, settings), progress=progress)
+        summary = run_replay(config, store=_store(store, settings), progress=progress,
+                             settings=settings)
     except KeyboardInterrupt:
         click.echo(f"interrupted: {output} is partial (see {output}.summary.json)", err=True)
         sys.exit(130)

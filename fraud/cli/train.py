@@ -43,7 +43,7 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _load_rows(input_path: str, columns: ColumnMap, config: Any, support_dir: Path | None,
-               chunk_rows: int) -> Any:
+               chunk_rows: int, settings: Any = None) -> Any:
     import numpy as np
 
     from fraud.features import SupportStore, compute_features
@@ -51,10 +51,11 @@ def _load_rows(input_path: str, columns: ColumnMap, config: Any, support_dir: Pa
     from fraud.schema.batch import TransactionBatch
     from fraud.schema.files import read_transactions
 
-    if not Path(input_path).exists():
+    if "://" not in input_path and not Path(input_path).exists():
         raise InputError(f"--input: {input_path}: no such file")
     chunks, rejections = [], []
-    for parsed in read_transactions(input_path, columns, chunk_rows=chunk_rows):
+    for parsed in read_transactions(input_path, columns, chunk_rows=chunk_rows,
+                                    settings=settings):
         chunks.append(parsed.batch)
         rejections.extend(parsed.rejections)
     for rejection in rejections[:_SHOWN_REJECTIONS]:
@@ -67,7 +68,7 @@ def _load_rows(input_path: str, columns: ColumnMap, config: Any, support_dir: Pa
     if not batch.has_labels():
         raise InputError(f"--input: {input_path}: no is_fraud labels; training needs them "
                          "(map the label column with --columns is_fraud=NAME)")
-    if support_dir is None:
+    if support_dir is None and "://" not in input_path:
         candidate = Path(input_path).with_name(Path(input_path).name.split(".")[0] + ".stores")
         support_dir = candidate if candidate.is_dir() else None
     support = SupportStore.from_directory(support_dir) if support_dir is not None else None
@@ -113,7 +114,8 @@ def _fmt(value: Any) -> str:
               "directory if present.")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=500_000, show_default=True,
               help="Rows read per chunk.")
-@settings_options("label_delay_days", "history_k", "rules_path", "log_level")
+@settings_options("label_delay_days", "history_k", "rules_path", "region", "endpoint_url",
+                  "log_level")
 def command(input_path: str, train_start: int, train_end: int, test_start: int | None,
             test_end: int | None, algorithm: str, columns: ColumnMap | None, search: bool,
             params: tuple[str, ...], seed: int, k: int, out: Path, report_dir: Path | None,
@@ -136,7 +138,7 @@ def command(input_path: str, train_start: int, train_end: int, test_start: int |
     config = FeatureConfig(label_delay_days=settings.label_delay_days,
                            history_k=settings.history_k)
     rows, rejected = _load_rows(input_path, columns or ColumnMap(), config, support_dir,
-                                chunk_rows)
+                                chunk_rows, settings)
     outcome = run_training(rows, spec, out, report_dir=report_dir,
                            input_name=Path(input_path).name)
     m = outcome.manifest

@@ -92,6 +92,8 @@ class PipelineHandler:
         self.archive = (Archive(s3, settings.archive_uri, clock=clock)
                         if settings.archive_uri else None)
         self.transactions = 0
+        self._handled: tuple[str, int | None] | None = None
+        self._durable: tuple[str, int | None] | None = None
 
     def _current_rules(self) -> RuleSet:
         self.rules.poll()  # cheap until the interval passes; logs reloads and refusals
@@ -99,8 +101,18 @@ class PipelineHandler:
 
     # -- BatchHandler -------------------------------------------------------------------------
 
+    def durable_position(self, shard_id: str) -> tuple[str, int | None] | None:
+        """The last record whose effects are all durable: where the checkpoint may go.
+
+        Archive rows wait in a buffer until it is flushed (by size or time); until then the
+        checkpoint stays before them, so a crash redelivers them instead of losing them.
+        """
+        return self._durable
+
     def handle(self, shard_id: str, records: Sequence[StreamRecord]) -> None:
         started = time.perf_counter()
+        if self.archive is not None and self.archive.maybe_flush():
+            self._durable = self._handled
         parsed = parse_payloads([r.data for r in records],
                                 [r.sequence_number for r in records])
         now_us = int(self.clock() * 1_000_000)
@@ -131,18 +143,26 @@ class PipelineHandler:
                          "decided_at": np.full(len(batch), decided_us, dtype=np.int64)},
             )
             latency_ms = decided_us / 1000.0 - arrival
-            self.transactions += len(batch)
-            log.info(
-                "batch_decided", shard_id=shard_id, records=len(records),
-                decided=len(batch), rejected=len(parsed.rejections),
-                actions=_counts(outcome.actions()), effects=str(effects),
-                rules_version=outcome.rules_version, model_version=outcome.model_version,
-                latency_ms_p50=round(float(np.percentile(latency_ms, 50)), 1),
-                latency_ms_max=round(float(latency_ms.max()), 1),
-                seconds=round(time.perf_counter() - started, 4),
-                dynamodb_requests_per_tx=round(
-                    self.counter.per(self.transactions, "dynamodb"), 4),
-            )
+            self._log_batch(shard_id, records, parsed, outcome, effects, latency_ms, started)
+        last = records[-1]
+        self._handled = (last.sequence_number, last.sub_sequence_number)
+        if self.archive is None or self.archive.buffered_rows == 0:
+            self._durable = self._handled
+
+    def _log_batch(self, shard_id: str, records: Sequence[StreamRecord], parsed: Any,
+                   outcome: Any, effects: Any, latency_ms: Any, started: float) -> None:
+        self.transactions += len(parsed.batch)
+        log.info(
+            "batch_decided", shard_id=shard_id, records=len(records),
+            decided=len(parsed.batch), rejected=len(parsed.rejections),
+            actions=_counts(outcome.actions()), effects=str(effects),
+            rules_version=outcome.rules_version, model_version=outcome.model_version,
+            latency_ms_p50=round(float(np.percentile(latency_ms, 50)), 1),
+            latency_ms_max=round(float(latency_ms.max()), 1),
+            seconds=round(time.perf_counter() - started, 4),
+            dynamodb_requests_per_tx=round(
+                self.counter.per(self.transactions, "dynamodb"), 4),
+        )
 
     def on_lease_lost(self, shard_id: str) -> None:
         # Another worker owns the shard's customers now: our cached state may go stale.
@@ -151,6 +171,7 @@ class PipelineHandler:
     def flush(self, shard_id: str) -> None:
         if self.archive is not None:
             self.archive.flush()
+        self._durable = self._handled
 
 
 def _counts(actions: Any) -> dict[str, int]:

@@ -146,6 +146,7 @@ class ShardProcessor(_kclpy_base()):  # type: ignore[misc]
         self.sleep = sleep
         self.shard_id = ""
         self._last: tuple[str, int | None] | None = None  # last handled, not yet checkpointed
+        self._checkpointed: tuple[str, int | None] | None = None
 
     # -- kclpy v3 interface -------------------------------------------------------------------
 
@@ -161,7 +162,13 @@ class ShardProcessor(_kclpy_base()):  # type: ignore[misc]
         self._handle(records)
         last = records[-1]
         self._last = (last.sequence_number, last.sub_sequence_number)
-        self._checkpoint(process_records_input.checkpointer, self._last)
+        at = self._last
+        durable = getattr(self.handler, "durable_position", None)
+        if callable(durable):
+            # Buffered effects (e.g. archive rows not yet flushed) hold the checkpoint back.
+            at = durable(self.shard_id)
+        if at is not None and at != self._checkpointed:
+            self._checkpoint(process_records_input.checkpointer, at)
 
     def lease_lost(self, lease_lost_input: Any) -> None:
         log.warning("lease_lost", shard_id=self.shard_id)
@@ -245,6 +252,7 @@ class ShardProcessor(_kclpy_base()):  # type: ignore[misc]
                               attempt=attempt)
                 return False
             else:
+                self._checkpointed = at
                 if at is not None and self._last == at:
                     self._last = None
                 return True

@@ -1,0 +1,127 @@
+"""The consumer's pipeline handler over moto (in process): every record gets an outcome,
+bad ones are dead-lettered, redelivery repeats no effect, the checkpoint waits for the archive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from fraud.config import Settings
+from fraud.stream.processor import StreamRecord
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = "2024-03-01T12:00:00Z"
+
+
+@pytest.fixture()
+def aws() -> Iterator[dict[str, Any]]:
+    from moto import mock_aws
+
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with mock_aws():
+            yield {s: boto3.client(s, region_name="us-east-1")
+                   for s in ("dynamodb", "s3", "sns", "kinesis")}
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _settings(archive: bool) -> Settings:
+    return Settings(model_dir=ROOT / "models" / "default",
+                    rules_path=str(ROOT / "rules" / "default.yaml"),
+                    table_prefix="t-", stream_name="tx", decisions_stream="decisions",
+                    alert_topic="alerts", rules_reload_seconds=0,
+                    archive_uri="s3://archive/decided" if archive else None)
+
+
+def _handler(aws: dict[str, Any], archive: bool = False) -> Any:
+    from fraud.store.dynamo import Dynamo
+    from fraud.store.tables import create_tables
+    from fraud.stream.handler import PipelineHandler
+
+    create_tables(Dynamo(aws["dynamodb"], prefix="t-"))
+    aws["kinesis"].create_stream(StreamName="decisions", ShardCount=1)
+    aws["s3"].create_bucket(Bucket="archive")
+    return PipelineHandler(_settings(archive), clients=aws, clock=lambda: 1_709_294_400.0)
+
+
+def _record(seq: int, payload: bytes) -> StreamRecord:
+    return StreamRecord(shard_id="shardId-0", sequence_number=f"{seq:056d}",
+                        sub_sequence_number=None, partition_key="k", data=payload,
+                        arrival_ms=1_709_294_399_000)
+
+
+def _tx(i: int, amount: float = 20.0, **extra: Any) -> bytes:
+    body = {"transaction_id": f"tx{i}", "timestamp": T0, "user_id": f"u{i % 4}",
+            "terminal_id": f"m{i % 3}", "amount": amount, **extra}
+    return json.dumps(body).encode()
+
+
+def _scan(client: Any, table: str) -> list[dict[str, Any]]:
+    return client.scan(TableName=table)["Items"]
+
+
+def test_good_records_are_decided_and_bad_ones_dead_lettered(aws: dict[str, Any]) -> None:
+    handler = _handler(aws)
+    records = [_record(i, _tx(i)) for i in range(6)]
+    records += [_record(6, b"\xff\xfe not utf-8"), _record(7, b'{"transaction_id": "x"'),
+                _record(8, _tx(8, amount=-5.0))]
+    handler.handle("shardId-0", records)
+
+    history = _scan(aws["dynamodb"], "t-TransactionHistory")
+    assert sorted(i["transaction_id"]["S"] for i in history) == [f"tx{i}" for i in range(6)]
+    assert all("decided_at" in i and "arrival_ms" in i for i in history)
+    letters = _scan(aws["dynamodb"], "t-DeadLetters")
+    assert sorted(i["sequence"]["S"][-1] for i in letters) == ["6", "7", "8"]
+    reasons = " ".join(i["error"]["S"] for i in letters)
+    assert "amount" in reasons
+    assert handler.durable_position("shardId-0") == (records[-1].sequence_number, None)
+
+
+def test_redelivery_repeats_no_effect(aws: dict[str, Any]) -> None:
+    handler = _handler(aws)
+    # A huge amount on a new card: the default rules act on it.
+    records = [_record(i, _tx(i)) for i in range(4)] + [_record(9, _tx(9, amount=25_000.0))]
+    handler.handle("shardId-0", records)
+    decisions = _scan(aws["dynamodb"], "t-Decisions")
+    assert decisions, "the default rules should act on the outlier"
+    profiles = _scan(aws["dynamodb"], "t-UserProfiles")
+    handler.handle("shardId-0", records)  # redelivered after a crash before the checkpoint
+    assert _scan(aws["dynamodb"], "t-Decisions") == decisions
+    again = {i["user_id"]["S"]: i for i in _scan(aws["dynamodb"], "t-UserProfiles")}
+    assert {i["user_id"]["S"]: i for i in profiles} == again
+
+
+def test_checkpoint_waits_for_the_archive(aws: dict[str, Any]) -> None:
+    handler = _handler(aws, archive=True)
+    records = [_record(i, _tx(i)) for i in range(3)]
+    handler.handle("shardId-0", records)
+    assert handler.durable_position("shardId-0") is None  # rows only buffered so far
+    handler.flush("shardId-0")
+    assert handler.durable_position("shardId-0") == (records[-1].sequence_number, None)
+    keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="archive")["Contents"]]
+    assert keys and all(k.startswith("decided/dt=2024-03-01/") for k in keys)
+
+
+def test_settings_paths_survive_a_changed_working_directory() -> None:
+    from fraud.stream.daemon import absolute_paths
+
+    s = absolute_paths(replace(Settings(), rules_path="rules/default.yaml"))
+    assert Path(s.rules_path).is_absolute()
+    assert s.model_dir.is_absolute()
+    assert absolute_paths(replace(s, rules_path="s3://b/r.yaml")).rules_path == "s3://b/r.yaml"
