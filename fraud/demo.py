@@ -82,7 +82,7 @@ def run_demo(settings: Settings, config: DemoConfig, echo: Callable[[str], None]
 def _run(settings: Settings, config: DemoConfig, work: Path,
          echo: Callable[[str], None]) -> int:
     from fraud.features import FeatureConfig, FeatureEngine
-    from fraud.generate import GenerateConfig, generate, write_dataset
+    from fraud.generate import GenerateConfig, default_stores_dir, generate, write_dataset
     from fraud.local.provision import provision
     from fraud.schema.files import read_all
     from fraud.store.clients import make_client
@@ -101,7 +101,7 @@ def _run(settings: Settings, config: DemoConfig, work: Path,
     path = work / f"transactions-{config.seed}.csv"
     write_dataset(data, path)
     dynamo = Dynamo(make_client("dynamodb", settings), prefix=settings.table_prefix)
-    seeded = seed_directory(dynamo, path.with_name(path.name.split(".")[0] + ".stores"))
+    seeded = seed_directory(dynamo, default_stores_dir(path))
     echo(f"generated {data.summary.rows} transactions over {config.days} days for "
          f"{config.users} customers; seeded {sum(seeded.items.values())} supporting items")
 
@@ -177,9 +177,10 @@ def _consume_day(settings: Settings, config: DemoConfig, work: Path, day: Any,
         daemon.terminate()
         daemon.wait(120)
 
+    # The label feed carries chargebacks and confirmed fraud, days later.
     labels = [Label(str(t), int(f), int(lt), f"demo row {i}")
               for i, (t, f, lt) in enumerate(zip(day.transaction_id, day.is_fraud,
-                                                 day.label_time_us, strict=True))]
+                                                 day.label_time_us, strict=True)) if f == 1]
     from fraud.store.feature_store import DynamoStateStore
 
     report = apply_labels(dynamo, DynamoStateStore(dynamo), labels, settings.label_delay_days)

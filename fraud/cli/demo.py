@@ -30,9 +30,9 @@ def _fmt(value: Any) -> str:
               "replay: the same pipeline over the generated file, no AWS at all.")
 @click.option("--users", type=click.IntRange(min=10), default=1000, show_default=True,
               help="Customers in the generated world.")
-@click.option("--terminals", type=click.IntRange(min=5), default=300, show_default=True,
+@click.option("--terminals", type=click.IntRange(min=5), default=200, show_default=True,
               help="Terminals/merchants in the generated world.")
-@click.option("--days", type=click.IntRange(min=2), default=15, show_default=True,
+@click.option("--days", type=click.IntRange(min=2), default=12, show_default=True,
               help="Days of transactions; the last one is decided, the rest warm the state.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
 @settings_options("model_dir", "rules_path", "label_delay_days", "history_k", "local_dir",

@@ -16,6 +16,7 @@ import numpy as np
 
 from fraud.config import build_settings, settings_options
 from fraud.errors import InputError
+from fraud.features.support import stores_dir_beside
 from fraud.logs import configure_logging, get_logger
 from fraud.schema.columns import COLUMNS, ColumnMap
 
@@ -23,13 +24,6 @@ __all__ = ["command"]
 
 log = get_logger(__name__)
 _SHOWN_REJECTIONS = 5
-
-
-def _default_support_dir(input_path: str) -> Path | None:
-    """``data/tx.csv`` -> ``data/tx.stores`` when `fraud generate` wrote one there."""
-    path = Path(input_path)
-    candidate = path.with_name(path.name.split(".")[0] + ".stores")
-    return candidate if candidate.is_dir() else None
 
 
 @click.command(name="features")
@@ -81,7 +75,7 @@ def command(input_path: str, output: Path, columns: ColumnMap | None,
                 "field": np.asarray([r.field for r in rejections], dtype=object),
                 "reason": np.asarray([r.reason for r in rejections], dtype=object),
             })
-    directory = support_dir or _default_support_dir(input_path)
+    directory = support_dir or stores_dir_beside(input_path)
     support = SupportStore.from_directory(directory) if directory is not None else None
     matrix = compute_features(chunks, config, support)
     rows = write_columns(output, matrix.to_columns())

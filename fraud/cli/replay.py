@@ -11,6 +11,7 @@ import click
 from fraud.config import build_settings, settings_options
 from fraud.errors import InputError
 from fraud.features import StateStore
+from fraud.features.support import stores_dir_beside
 from fraud.logs import configure_logging
 from fraud.schema.columns import COLUMNS
 from fraud.schema.timeparse import TIME
@@ -26,16 +27,6 @@ def _store(kind: str, settings: Any) -> StateStore | None:
     from fraud.store.feature_store import DynamoStateStore
 
     return DynamoStateStore(Dynamo(dynamodb_client(settings), prefix=settings.table_prefix))
-
-
-def _default_support_dir(input_path: str) -> Path | None:
-    """``data/tx.csv`` -> ``data/tx.stores`` when `fraud generate` wrote one there."""
-    if "://" in input_path:
-        return None
-    path = Path(input_path)
-    name = path.name.split(".")[0]
-    candidate = path.with_name(name + ".stores")
-    return candidate if candidate.is_dir() else None
 
 
 @click.command(name="replay")
@@ -85,7 +76,7 @@ def command(input_path: str, output: Path, columns: Any, start: int | None, end:
         rules_path=settings.rules_path, columns=columns, start_us=start, end_us=end,
         label_delay_days=settings.label_delay_days, history_k=settings.history_k,
         report_dir=report_dir, compare_rules=compare_rules, compare_model=compare_model,
-        support_dir=support_dir or _default_support_dir(input_path), chunk_rows=chunk_rows,
+        support_dir=support_dir or stores_dir_beside(input_path), chunk_rows=chunk_rows,
     )
     bar: Any = None
     if sys.stderr.isatty():

@@ -47,6 +47,7 @@ def _load_rows(input_path: str, columns: ColumnMap, config: Any, support_dir: Pa
     import numpy as np
 
     from fraud.features import SupportStore, compute_features
+    from fraud.features.support import stores_dir_beside
     from fraud.model.train import LabelledRows
     from fraud.schema.batch import TransactionBatch
     from fraud.schema.files import read_transactions
@@ -68,9 +69,8 @@ def _load_rows(input_path: str, columns: ColumnMap, config: Any, support_dir: Pa
     if not batch.has_labels():
         raise InputError(f"--input: {input_path}: no is_fraud labels; training needs them "
                          "(map the label column with --columns is_fraud=NAME)")
-    if support_dir is None and "://" not in input_path:
-        candidate = Path(input_path).with_name(Path(input_path).name.split(".")[0] + ".stores")
-        support_dir = candidate if candidate.is_dir() else None
+    if support_dir is None:
+        support_dir = stores_dir_beside(input_path)
     support = SupportStore.from_directory(support_dir) if support_dir is not None else None
     matrix = compute_features(batch, config, support)
     rows = LabelledRows(

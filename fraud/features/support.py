@@ -9,7 +9,6 @@ training never see the future.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,8 +21,17 @@ import numpy.typing as npt
 from fraud.errors import InputError
 from fraud.features.kernels import segment_count_le
 from fraud.schema.batch import MISSING_TIME, TransactionBatch
+from fraud.schema.records import iter_records
 
-__all__ = ["CART_WINDOW_US", "SUPPORT_FILES", "SupportContext", "SupportStore", "parse_time_us"]
+__all__ = [
+    "CART_WINDOW_US",
+    "SUPPORT_FILES",
+    "SupportContext",
+    "SupportStore",
+    "default_stores_dir",
+    "parse_time_us",
+    "stores_dir_beside",
+]
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -89,21 +97,33 @@ def parse_time_us(value: Any, where: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def default_stores_dir(out: str | Path) -> Path:
+    """Where `fraud generate` writes a data set's supporting stores: ``tx.csv`` -> ``tx.stores``.
+
+    Only the last extension goes (and a ``.gz`` before it), so ``tx.v2.csv.gz`` -> ``tx.v2.stores``.
+    """
+    path = Path(out)
+    name = path.name
+    for suffix in reversed(path.suffixes):
+        name = name[: -len(suffix)] if name.endswith(suffix) and name != suffix else name
+        if suffix.lower() != ".gz":
+            break
+    return path.with_name(f"{name}.stores")
+
+
+def stores_dir_beside(input_path: str | Path) -> Path | None:
+    """The supporting stores `fraud generate` wrote beside `input_path`, if there are any."""
+    if "://" in str(input_path):
+        return None
+    candidate = default_stores_dir(input_path)
+    return candidate if candidate.is_dir() else None
+
+
 def _rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of one supporting-store file; a store the generator did not write is empty."""
     if not path.exists():
-        return
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{where}: expected a JSON object")
-            yield where, row
+        return iter(())
+    return iter_records(path)
 
 
 def _field(row: dict[str, Any], name: str, where: str) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fraud.features.support import default_stores_dir
 from fraud.generate import scenarios, stores
 from fraud.generate.jsonl import write_jsonl
 from fraud.generate.legit import legit_rows
@@ -180,17 +181,6 @@ def generate(cfg: GenerateConfig, progress: Progress | None = None) -> Dataset:
     )
     return Dataset(transactions=transactions, timestamp_us=rows.ts_us, label_time_us=label_us,
                    stores=store_cols, summary=summary)
-
-
-def default_stores_dir(out: str | Path) -> Path:
-    """`<FILE without extension>.stores/` beside FILE (also dropping a '.gz')."""
-    path = Path(out)
-    name = path.name
-    for suffix in reversed(path.suffixes):
-        name = name[: -len(suffix)] if name.endswith(suffix) and name != suffix else name
-        if suffix.lower() != ".gz":
-            break
-    return path.with_name(f"{name}.stores")
 
 
 def write_dataset(ds: Dataset, out: str | Path, stores_dir: str | Path | None = None,

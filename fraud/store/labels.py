@@ -26,9 +26,9 @@ from fraud.features.api import DAY_US, LabelBatch
 from fraud.features.store import StateStore
 from fraud.features.support import parse_time_us
 from fraud.schema.batch import MISSING_TIME
+from fraud.schema.records import iter_records, require
 from fraud.store.dynamo import Dynamo, error_code
 from fraud.store.history import HistoryRef, find_transactions
-from fraud.store.records import iter_records, require
 
 __all__ = ["Label", "LabelReport", "apply_labels", "read_labels"]
 

@@ -20,8 +20,8 @@ from typing import Any
 from fraud.errors import InputError
 from fraud.features.support import parse_time_us
 from fraud.logs import get_logger
+from fraud.schema.records import iter_records, require
 from fraud.store.dynamo import Dynamo
-from fraud.store.records import iter_records, require
 from fraud.store.usecases.cart import SUMMARY_PRODUCT
 from fraud.store.usecases.devices import LATEST_TS
 from fraud.store.usecases.leaderboard import score_key
