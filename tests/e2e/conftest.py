@@ -22,17 +22,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import dummy_aws_env
+
 ROOT = Path(__file__).resolve().parents[2]
-
-# Never reach real AWS: dummy credentials, no instance metadata, loopback endpoints only.
-_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "fraudlocal",
-    "AWS_SECRET_ACCESS_KEY": "fraudlocal",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if shutil.which("java") or os.environ.get("JAVA_HOME"):
@@ -45,14 +37,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _aws_env() -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in _AWS_ENV}
-    os.environ.update(_AWS_ENV)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    # Never reach real AWS: dummy credentials, no instance metadata, loopback endpoints only.
+    with dummy_aws_env():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ items. Credentials are dummies and the EC2 metadata lookup is off: nothing here 
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,26 +17,13 @@ from fraud.config import Settings
 from fraud.local import start, stop
 from fraud.store import Dynamo, RequestCounter, connect
 from fraud.store.tables import create_tables
-
-_DUMMY_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+from tests.conftest import dummy_aws_env
 
 
 @pytest.fixture(scope="session")
 def aws_env() -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in _DUMMY_ENV}
-    os.environ.update(_DUMMY_ENV)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with dummy_aws_env():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ bad ones are dead-lettered, redelivery repeats no effect, the checkpoint waits f
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from fraud.config import Settings
 from fraud.stream.processor import StreamRecord
+from tests.conftest import dummy_aws_env
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = "2024-03-01T12:00:00Z"
@@ -25,20 +25,9 @@ T0 = "2024-03-01T12:00:00Z"
 def aws() -> Iterator[dict[str, Any]]:
     from moto import mock_aws
 
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        with mock_aws():
-            yield {s: boto3.client(s, region_name="us-east-1")
-                   for s in ("dynamodb", "s3", "sns", "kinesis")}
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with dummy_aws_env(), mock_aws():
+        yield {s: boto3.client(s, region_name="us-east-1")
+               for s in ("dynamodb", "s3", "sns", "kinesis")}
 
 
 def _settings(archive: bool) -> Settings:
