@@ -9,7 +9,6 @@ from typing import Any
 import click
 
 from fraud.config import build_settings, settings_options
-from fraud.errors import InputError
 from fraud.features import StateStore
 from fraud.features.support import stores_dir_beside
 from fraud.logs import configure_logging
@@ -70,7 +69,7 @@ def command(input_path: str, output: Path, columns: Any, start: int | None, end:
     settings = build_settings(flags)
     configure_logging(settings.log_level)
     if start is not None and end is not None and start >= end:
-        raise InputError("--from must be before --to")
+        raise click.BadParameter("must be after --from", param_hint="--to")
     config = ReplayConfig(
         input=input_path, output=output, model_dir=settings.model_dir,
         rules_path=settings.rules_path, columns=columns, start_us=start, end_us=end,
