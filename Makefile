@@ -37,8 +37,11 @@ unit: venv
 demo: venv kcl kinesis-local
 	$(BIN)/fraud demo
 
+# Every benchmark, one after the other; figures in .local/bench/results.json.
+# `make bench BENCH_ARGS=--quick` is a one-minute smoke run; BENCH_ARGS=--record updates
+# docs/BENCHMARKS.md.
 bench: venv
-	$(BIN)/python scripts/run_benchmarks.py
+	$(BIN)/python scripts/run_benchmarks.py $(BENCH_ARGS)
 
 # The shipped default model: generated data (fixed seed), then training (same seed, same metrics).
 model: venv

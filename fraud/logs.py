@@ -19,6 +19,16 @@ __all__ = ["configure_logging", "get_logger"]
 _configured = False
 
 
+class _Stderr:
+    """Whatever `sys.stderr` is at the time of writing (test runners and daemons swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Route structlog and the stdlib's logging to stderr as one JSON object per line."""
     global _configured  # noqa: PLW0603 - process-wide logging set-up, done once or on demand
@@ -36,7 +46,7 @@ def configure_logging(level: str = "INFO") -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)

@@ -80,11 +80,13 @@ def daemon_environment(settings: Settings, base: Mapping[str, str]) -> dict[str,
     env = dict(base)
     env.update(settings_environment(settings))
     env["AWS_REGION"] = settings.region
-    env["AWS_EC2_METADATA_DISABLED"] = "true"
     local = is_local_endpoint(settings.aws_endpoint("kinesis")) or is_local_endpoint(
         settings.aws_endpoint("dynamodb")
     )
     if local:
+        # Emulators: never let a credential chain walk to the EC2 metadata address. On AWS
+        # it stays reachable, since an instance profile may be how the worker gets credentials.
+        env["AWS_EC2_METADATA_DISABLED"] = "true"
         # EnvironmentVariableCredentialsProvider wants both; emulators accept any letters.
         env.setdefault("AWS_ACCESS_KEY_ID", "fraudlocal")
         env.setdefault("AWS_SECRET_ACCESS_KEY", "fraudlocal")
