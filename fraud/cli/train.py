@@ -43,7 +43,7 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _load_rows(input_path: str, columns: ColumnMap, config: Any, support_dir: Path | None,
-               chunk_rows: int, settings: Any = None) -> Any:
+               chunk_rows: int, settings: Any = None, labels_path: str | None = None) -> Any:
     import numpy as np
 
     from fraud.features import SupportStore, compute_features
@@ -66,6 +66,14 @@ def _load_rows(input_path: str, columns: ColumnMap, config: Any, support_dir: Pa
     batch = TransactionBatch.concat(chunks)
     if len(batch) == 0:
         raise InputError(f"--input: {input_path}: no valid transactions")
+    if labels_path is not None:
+        from fraud.schema.files import read_labels
+        from fraud.schema.labels import LabelIndex, join_labels
+
+        feed = read_labels(labels_path)
+        for rejection in feed.rejections[:_SHOWN_REJECTIONS]:
+            click.echo(f"rejected label: {labels_path}:{rejection}", err=True)
+        batch = join_labels(batch, LabelIndex(feed))
     if not batch.has_labels():
         raise InputError(f"--input: {input_path}: no is_fraud labels; training needs them "
                          "(map the label column with --columns is_fraud=NAME)")
@@ -114,12 +122,16 @@ def _fmt(value: Any) -> str:
               "directory if present.")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=500_000, show_default=True,
               help="Rows read per chunk.")
+@click.option("--labels", "labels_path", default=None, metavar="FILE",
+              help="A label feed (transaction_id, is_fraud[, label_time]) joined onto INPUT, "
+              "e.g. for the consumer's s3:// archive; transactions it does not name are genuine.")
 @settings_options("label_delay_days", "history_k", "rules_path", "region", "endpoint_url",
                   "log_level")
 def command(input_path: str, train_start: int, train_end: int, test_start: int | None,
             test_end: int | None, algorithm: str, columns: ColumnMap | None, search: bool,
             params: tuple[str, ...], seed: int, k: int, out: Path, report_dir: Path | None,
-            support_dir: Path | None, chunk_rows: int, **flags: Any) -> None:
+            support_dir: Path | None, chunk_rows: int, labels_path: str | None,
+            **flags: Any) -> None:
     """Train a model artifact on labelled history and print its held-out metrics.
 
     Dates are half-open ranges in UTC (2024-01-01, 2024-01-01T06:00:00Z or epoch seconds).
@@ -138,7 +150,7 @@ def command(input_path: str, train_start: int, train_end: int, test_start: int |
     config = FeatureConfig(label_delay_days=settings.label_delay_days,
                            history_k=settings.history_k)
     rows, rejected = _load_rows(input_path, columns or ColumnMap(), config, support_dir,
-                                chunk_rows, settings)
+                                chunk_rows, settings, labels_path)
     outcome = run_training(rows, spec, out, report_dir=report_dir,
                            input_name=Path(input_path).name)
     m = outcome.manifest
@@ -151,7 +163,8 @@ def command(input_path: str, train_start: int, train_end: int, test_start: int |
     if not test:
         click.echo("test: no rows in the test range; no held-out metrics")
         return
-    assert m.test_range is not None
+    if m.test_range is None:
+        return
     click.echo(f"test:  {m.test_range[0]} .. {m.test_range[1]}: {test['rows']} rows, "
                f"{test['frauds']} frauds")
     click.echo(f"  auc_roc            {_fmt(test['auc_roc'])}")
