@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,10 @@ def command(mode: str, users: int, terminals: int, days: int, seed: int,
     end.
     """
     settings = build_settings(flags)
-    configure_logging(settings.log_level)
+    # The demo talks to a person on stdout; its own logs stay quiet unless asked for (the
+    # consumer's processes still log at the configured level, into the daemon log).
+    explicit = flags.get("log_level") is not None or "FRAUD_LOG_LEVEL" in os.environ
+    configure_logging(settings.log_level if explicit else "WARNING")
     if mode == "stream":
         from fraud.demo import DemoConfig, run_demo
 
