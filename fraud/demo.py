@@ -40,6 +40,8 @@ class DemoConfig:
     terminals: int = 200
     days: int = 12
     seed: int = 7
+    # Richer in fraud than real traffic, so that one demo day has enough to measure.
+    fraud_rate: float = 0.02
     shards: int = 2
     timeout_seconds: float = 600.0
 
@@ -97,6 +99,7 @@ def _run(settings: Settings, config: DemoConfig, work: Path,
 
     start = datetime(2024, 3, 1, tzinfo=UTC)
     data = generate(GenerateConfig(users=config.users, terminals=config.terminals,
+                                   fraud_rate=config.fraud_rate,
                                    days=config.days, start=start, seed=config.seed))
     path = work / f"transactions-{config.seed}.csv"
     write_dataset(data, path)

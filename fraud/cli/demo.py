@@ -73,6 +73,7 @@ def _replay_demo(settings: Any, users: int, terminals: int, days: int, seed: int
     start = datetime(2024, 3, 1, tzinfo=UTC)
     t0 = time.perf_counter()
     data = generate(GenerateConfig(users=users, terminals=terminals, days=days, start=start,
+                                   fraud_rate=0.02,
                                    seed=seed))
     input_path = work / "transactions.csv"
     write_dataset(data, input_path)
