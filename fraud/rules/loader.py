@@ -438,9 +438,11 @@ def parse_rules(
                 rules.append(rule)
     if doc.problems:
         raise RulesFileError(doc.problems)
+    # Content only: the same rules give the same version wherever the file sits (the list
+    # files' names as written are part of `data`).
     digest = hashlib.sha256(data)
-    for location, content in files:
-        digest.update(b"\0" + location.encode() + b"\0" + content)
+    for _, content in files:
+        digest.update(b"\0" + content)
     order = sorted(range(len(rules)), key=lambda i: (-rules[i].priority, i))
     return RuleSet(
         location=filename, version=digest.hexdigest()[:12], name=name,

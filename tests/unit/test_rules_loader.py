@@ -257,3 +257,15 @@ def test_every_problem_is_listed_in_one_error() -> None:
     found = problems(text)
     assert len(found) == 2
     assert found[0].startswith("r.yaml:11:20:") and found[1].startswith("r.yaml:16:13:")
+
+
+def test_version_depends_on_content_not_on_where_the_file_is(tmp_path: Path) -> None:
+    import shutil
+
+    from fraud.rules import load_rules
+
+    root = Path(__file__).resolve().parents[2] / "rules"
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(root, copy)
+    assert load_rules(str(copy / "default.yaml")).version == \
+        load_rules(str(root / "default.yaml")).version
