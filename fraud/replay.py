@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from fraud.config import Settings
 from fraud.features import FeatureConfig, FeatureEngine, InMemoryStore, StateStore
+from fraud.features.api import DAY_US, USER_WINDOWS_DAYS
 from fraud.logs import get_logger
 from fraud.model.scorer import LocalScorer, Scorer
 from fraud.pipeline import Outcome, Pipeline, StageTimes, decide, output_columns
@@ -39,6 +40,7 @@ from fraud.tabular import TableWriter
 __all__ = ["ReplayConfig", "ReplaySummary", "rejects_path", "run_replay"]
 
 log = get_logger(__name__)
+LATE_SLACK_DAYS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +153,12 @@ def run_replay(
         support = SupportStore.from_directory(config.support_dir).lookup
     engine = FeatureEngine(FeatureConfig(label_delay_days=config.label_delay_days,
                                          history_k=config.history_k))
-    pipeline = Pipeline(engine, store if store is not None else InMemoryStore(), scorer,
+    if store is None:
+        # Terminal events older than the longest window plus the label delay are never read
+        # again; a week of slack absorbs late rows (later ones fail loudly, never silently).
+        retain_days = max(USER_WINDOWS_DAYS) + config.label_delay_days + LATE_SLACK_DAYS
+        store = InMemoryStore(retain_us=round(retain_days * DAY_US))
+    pipeline = Pipeline(engine, store, scorer,
                         lambda: ruleset, support=support)
     summary = ReplaySummary(input=config.input, output=str(config.output),
                             model_version=scorer.version, rules_version=ruleset.version)

@@ -276,14 +276,18 @@ class FeatureEngine:
                               lt).astype(np.int64)
         skip_event = np.zeros(n, dtype=bool)
         skip_label = np.zeros(len(label_rows), dtype=bool)
-        if len(snap.event_ts) and np.isin(eff, snap.event_ts).any():
+        # A held event has the very timestamp of its row; a snapshot older than the whole
+        # batch (every in-order batch) holds none of them, and needs no membership test.
+        if (len(snap.event_ts) and int(snap.event_ts.max()) >= int(eff.min())
+                and np.isin(eff, snap.event_ts).any()):
             hashes = stable_hash(batch.transaction_id) if tx_hash is None else tx_hash
             known = set(zip(snap.event_terminal.tolist(), snap.event_ts.tolist(),
                             snap.event_hash.tolist(), strict=True))
             for i in np.flatnonzero(np.isin(eff, snap.event_ts)).tolist():
                 key = (int(term_codes[i]), int(eff[i]), int(hashes[i]) & 0xFFFFFFFF)
                 skip_event[i] = key in known
-        if len(snap.fraud_ts) and len(label_rows):
+        if (len(snap.fraud_ts) and len(label_rows)
+                and int(snap.fraud_ts.max()) >= int(eff[label_rows].min())):
             hashes = stable_hash(batch.transaction_id) if tx_hash is None else tx_hash
             known_l = set(zip(snap.fraud_terminal.tolist(), snap.fraud_ts.tolist(),
                               snap.fraud_hash.tolist(), snap.fraud_label_time.tolist(),

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fraud.errors import StaleWriteError, StoreError
+from fraud.features.ids import dense_codes
 from fraud.schema.batch import MISSING_TIME
 
 __all__ = [
@@ -193,63 +194,145 @@ class StateStore(Protocol):
         ...
 
 
-class _SetLog:
-    """A set of integer rows (terminal code first), appended in chunks, deduplicated lazily.
+_SMALL_CHUNK = 1 << 16
+_REPACK_EVERY = 1
 
-    Adding is O(batch); reading selects the asked terminals and time range with one
-    vectorised pass and deduplicates only what it returns. The log is compacted (set
-    semantics made physical) whenever it has doubled since the last compaction.
+
+class _SetLog:
+    """A set of integer rows (terminal code, time, ...), kept distinct, in time-ranged chunks.
+
+    `add` drops rows already held (or repeated within the call), so the log is a set at all
+    times and reading never deduplicates. Only rows that *could* be repeats are checked: a
+    time tied within the call, or not newer than the newest held row (always the case for a
+    redelivery). Each chunk remembers its time range, so `select` skips chunks outside the
+    asked range without touching them, and `forget_before` drops whole old chunks.
     """
 
     def __init__(self, width: int) -> None:
-        self._chunks: list[npt.NDArray[np.int64]] = [np.empty((0, width), dtype=np.int64)]
-        self._rows = 0
-        self._compacted = 0
+        self._width = width
+        self._chunks: list[npt.NDArray[np.int64]] = []
+        self._lo: list[int] = []
+        self._hi: list[int] = []
+        self._max_ts = np.iinfo(np.int64).min
+        self._max_code = -1
+        # The latest time of a dropped row: a read reaching back to it would be incomplete.
+        self.forgotten_until = np.iinfo(np.int64).min
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self._chunks)
+
+    @property
+    def newest(self) -> int:
+        """The latest time ever added (int64 min while empty)."""
+        return self._max_ts
 
     def add(self, rows: npt.NDArray[np.int64]) -> None:
-        self._chunks.append(rows)
-        self._rows += len(rows)
-        if self._rows > max(2 * self._compacted, 100_000):
-            merged = _distinct(np.concatenate(self._chunks))
-            self._chunks = [merged]
-            self._rows = self._compacted = len(merged)
+        rows = self._new_only(np.ascontiguousarray(rows, dtype=np.int64))
+        if not len(rows):
+            return
+        lo, hi = int(rows[:, 1].min()), int(rows[:, 1].max())
+        self._max_ts = max(self._max_ts, hi)
+        self._max_code = max(self._max_code, int(rows[:, 0].max()))
+        if self._chunks and len(self._chunks[-1]) < _SMALL_CHUNK:
+            # Small batches (a KCL call) are gathered, so `select` never walks many chunks.
+            self._chunks[-1] = np.concatenate([self._chunks[-1], rows])
+            self._lo[-1], self._hi[-1] = min(self._lo[-1], lo), max(self._hi[-1], hi)
+        else:
+            self._chunks.append(rows)
+            self._lo.append(lo)
+            self._hi.append(hi)
+
+    def forget_before(self, ts: int) -> None:
+        """Drop the chunks whose every row has time < `ts` (whole chunks only)."""
+        keep = [k for k, hi in enumerate(self._hi) if hi >= ts]
+        dropped = [hi for hi in self._hi if hi < ts]
+        if dropped:
+            self.forgotten_until = max(self.forgotten_until, *dropped)
+        self._chunks = [self._chunks[k] for k in keep]
+        self._lo = [self._lo[k] for k in keep]
+        self._hi = [self._hi[k] for k in keep]
+
+    def _in_range(self, since: int, until: int,
+                  wanted: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.int64]:
+        parts = []
+        for chunk, lo, hi in zip(self._chunks, self._lo, self._hi, strict=True):
+            if hi < since or lo > until:
+                continue
+            keep = wanted[chunk[:, 0]] if wanted is not None else None
+            if lo < since or hi > until:
+                ts = chunk[:, 1]
+                inside = (ts >= since) & (ts <= until)
+                keep = inside if keep is None else keep & inside
+            parts.append(chunk if keep is None else chunk[keep])
+        if not parts:
+            return np.empty((0, self._width), dtype=np.int64)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def select(self, codes: npt.NDArray[np.int64], since: int, until: int
                ) -> npt.NDArray[np.int64]:
-        """Distinct rows whose terminal is in `codes` and time (column 1) in [since, until]."""
-        if len(self._chunks) > 1:
-            self._chunks = [np.concatenate(self._chunks)]
-        rows = self._chunks[0]
-        rows = rows[(rows[:, 1] >= since) & (rows[:, 1] <= until)]
-        if not len(rows) or not len(codes):
-            return rows[:0]
-        wanted = np.zeros(max(int(codes.max()), int(rows[:, 0].max())) + 1, dtype=bool)
+        """Rows whose terminal is in `codes` and time (column 1) in [since, until]."""
+        if not len(codes) or not self._chunks:
+            return np.empty((0, self._width), dtype=np.int64)
+        wanted = np.zeros(max(int(codes.max()), self._max_code) + 1, dtype=bool)
         wanted[codes] = True
-        return _distinct(rows[wanted[rows[:, 0]]])
+        return self._in_range(since, until, wanted)
 
-
-def _distinct(rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Unique rows (a lexsort and a neighbour comparison; faster than np.unique(axis=0))."""
-    if len(rows) < 2:
-        return rows
-    order = np.lexsort(rows.T[::-1])
-    rows = rows[order]
-    keep = np.ones(len(rows), dtype=bool)
-    keep[1:] = np.any(rows[1:] != rows[:-1], axis=1)
-    return rows[keep]
+    def _new_only(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """`rows` without those already held or repeated earlier in `rows` (order kept)."""
+        n = len(rows)
+        if n == 0:
+            return rows
+        ts = rows[:, 1]
+        order = np.argsort(ts, kind="stable")
+        same = ts[order[1:]] == ts[order[:-1]]
+        tie = np.zeros(n, dtype=bool)
+        tie[1:] |= same
+        tie[:-1] |= same
+        suspect = np.empty(n, dtype=bool)
+        suspect[order] = tie
+        suspect |= ts <= self._max_ts
+        if not suspect.any():
+            return rows
+        cand_at = np.flatnonzero(suspect)
+        cand = rows[cand_at]
+        held = self._in_range(int(cand[:, 1].min()), int(cand[:, 1].max()))
+        both = np.concatenate([held, cand])
+        # Sort by every column, then arrival: the first of each group of equal rows is the
+        # held one if any, else the earliest in `rows`; the others are repeats.
+        keys = (np.arange(len(both)), *(both[:, j] for j in range(self._width - 1, -1, -1)))
+        by = np.lexsort(keys)
+        ordered = both[by]
+        repeat_sorted = np.zeros(len(both), dtype=bool)
+        repeat_sorted[1:] = np.all(ordered[1:] == ordered[:-1], axis=1)
+        repeat = np.empty(len(both), dtype=bool)
+        repeat[by] = repeat_sorted
+        keep = np.ones(n, dtype=bool)
+        keep[cand_at[repeat[len(held):]]] = False
+        return rows[keep]
 
 
 class InMemoryStore:
     """A `StateStore` in process memory, for tests, replay and training.
 
     Same semantics as the DynamoDB store: versioned user writes, set-union terminal state.
+
+    `retain_us` bounds memory on a long replay: terminal events and labels older than the
+    newest one by more than that are dropped (a whole chunk at a time). Give it at least the
+    longest window plus the label delay plus the lateness any batch may have, so nothing a
+    later read could ask for goes; None (the default) keeps everything.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, retain_us: int | None = None) -> None:
         self._users: dict[str, UserState] = {}
         self._codes: dict[str, int] = {}
         self._events = _SetLog(3)  # terminal code, ts, hash32
         self._labels = _SetLog(4)  # terminal code, ts, hash16, label time
+        self._retain_us = retain_us
+        # Which save last wrote each user. A writer may hand over states that are views into
+        # one array per batch; a user who is not written again would keep that whole array
+        # alive, so users idle for `_REPACK_EVERY` saves are copied into one compact array.
+        self._saved_at: dict[str, int] = {}
+        self._saves = 0
 
     def __repr__(self) -> str:
         return f"InMemoryStore(users={len(self._users)}, terminals={len(self._codes)})"
@@ -267,13 +350,45 @@ class InMemoryStore:
                     f"user state {user_id!r}: stored version {stored_version}, "
                     f"write based on version {state.version}"
                 )
+        self._saves += 1
+        saves = self._saves
+        saved_at = self._saved_at
         for user_id, state in states.items():
             self._users[user_id] = _with_version(state, state.version + 1)
+            saved_at[user_id] = saves
+        if saves % _REPACK_EVERY == 0:
+            self._repack_idle(saves - _REPACK_EVERY)
+
+    def _repack_idle(self, last_save: int) -> None:
+        """Copy the states of users not written since save `last_save` into one array each.
+
+        A pack holds only users idle at the time; it stays alive while any of them remains
+        idle, wasting at most the share of them that became active again.
+        """
+        idle = [u for u, at in self._saved_at.items() if at <= last_save]
+        if not idle:
+            return
+        users = self._users
+        old = [users[u] for u in idle]
+        cols = [np.concatenate([getattr(state, name) for state in old])
+                for name in ("ts", "amount", "terminal", "device", "tx")]
+        bounds = np.concatenate([[0], np.cumsum([len(state) for state in old])]).tolist()
+        for k, (user_id, state) in enumerate(zip(idle, old, strict=True)):
+            a, b = bounds[k], bounds[k + 1]
+            users[user_id] = UserState(cols[0][a:b], cols[1][a:b], cols[2][a:b], cols[3][a:b],
+                                       cols[4][a:b], state.count, state.amount_sum,
+                                       state.loc_count, state.lat_sum, state.lon_sum,
+                                       state.version)
+            # Packed once: left alone until written again (no copying of long-idle users).
+            del self._saved_at[user_id]
 
     def _code_of(self, terminal_ids: ObjArray) -> npt.NDArray[np.int64]:
+        # One dict probe per distinct terminal, not per row (codes in order of first sight).
+        dense, distinct = dense_codes(np.asarray(terminal_ids, dtype=object))
         codes = self._codes
-        return np.fromiter((codes.setdefault(str(t), len(codes)) for t in terminal_ids),
-                           dtype=np.int64, count=len(terminal_ids))
+        mapped = np.fromiter((codes.setdefault(str(t), len(codes)) for t in distinct.tolist()),
+                             dtype=np.int64, count=len(distinct))
+        return mapped[dense]
 
     def load_terminals(
         self, terminal_ids: Sequence[str], since_us: int, until_us: int
@@ -284,6 +399,12 @@ class InMemoryStore:
         codes = np.fromiter(wanted, dtype=np.int64, count=len(wanted))
         index = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
         index[codes] = np.fromiter(wanted.values(), dtype=np.int64, count=len(wanted))
+        forgotten = max(self._events.forgotten_until, self._labels.forgotten_until)
+        if since_us <= forgotten:
+            raise StoreError(
+                f"terminal state from {since_us} us on was asked for, but events up to "
+                f"{forgotten} us were already dropped (retain_us={self._retain_us} is "
+                f"shorter than this batch's lateness plus window and label delay)")
         ev = self._events.select(codes, since_us, until_us)
         lab = self._labels.select(codes, since_us, until_us)
         return TerminalSnapshot(
@@ -296,6 +417,7 @@ class InMemoryStore:
         h32 = (np.asarray(tx_hash, dtype=np.uint64) & np.uint64(0xFFFFFFFF)).astype(np.int64)
         self._events.add(np.column_stack([self._code_of(terminal_ids),
                                           np.asarray(ts_us, dtype=np.int64), h32]))
+        self._forget()
 
     def apply_labels(
         self, terminal_ids: ObjArray, ts_us: I64, tx_hash: U64, label_time_us: I64
@@ -304,6 +426,14 @@ class InMemoryStore:
         self._labels.add(np.column_stack([self._code_of(terminal_ids),
                                           np.asarray(ts_us, dtype=np.int64), h16,
                                           np.asarray(label_time_us, dtype=np.int64)]))
+        self._forget()
+
+    def _forget(self) -> None:
+        if self._retain_us is None:
+            return
+        newest = max(self._events.newest, self._labels.newest)
+        self._events.forget_before(newest - self._retain_us)
+        self._labels.forget_before(newest - self._retain_us)
 
 
 def _with_version(state: UserState, version: int) -> UserState:

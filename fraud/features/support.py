@@ -9,7 +9,7 @@ training never see the future.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fraud.errors import InputError
+from fraud.features.ids import dense_codes
 from fraud.features.kernels import segment_count_le
 from fraud.schema.batch import MISSING_TIME, TransactionBatch
 from fraud.schema.records import iter_records
@@ -140,37 +141,70 @@ def _float(value: Any) -> float:
 
 
 class _Table:
-    """Rows grouped by key and sorted by time, for vectorised point-in-time lookups."""
+    """Rows grouped by key and sorted by time, for vectorised point-in-time lookups.
 
-    def __init__(self, keys: list[str], times: list[int], **values: list[Any]) -> None:
-        karr = np.asarray(keys, dtype=object)
-        tarr = np.asarray(times, dtype=np.int64)
-        self.keys: ObjArray = np.unique(karr.astype(str)).astype(object) if keys else \
-            np.empty(0, dtype=object)
-        codes = np.searchsorted(self.keys.astype(str), karr.astype(str)) if keys else \
-            np.empty(0, dtype=np.int64)
-        order = np.lexsort((tarr, codes)) if keys else np.empty(0, dtype=np.int64)
-        self.times: I64 = tarr[order] if keys else tarr
-        self.offsets: I64 = np.searchsorted(
-            np.asarray(codes)[order], np.arange(len(self.keys) + 1)).astype(np.int64)
-        self.values = {k: np.asarray(v)[order] if keys else np.asarray(v)
-                       for k, v in values.items()}
+    The keys are sorted once here, and a dict from key to segment is built once, so a lookup
+    costs one dict probe per *distinct* key of a batch (a batch has far fewer users than rows).
+    """
 
-    def codes(self, keys: ObjArray) -> I64:
+    def __init__(self, keys: ObjArray, times: I64, **values: npt.NDArray[Any]) -> None:
+        n = len(keys)
+        if n:
+            # Factorise by hash first (fast), then sort only the distinct keys: the same
+            # order as np.unique on the text, without converting every row to fixed width.
+            row_codes, distinct = dense_codes(keys)
+            text = distinct.astype(str)
+            rank = np.argsort(text, kind="stable")
+            self.keys: ObjArray = text[rank].astype(object)
+            where = np.empty(len(rank), dtype=np.int64)
+            where[rank] = np.arange(len(rank), dtype=np.int64)
+            codes = where[row_codes]
+            order = np.lexsort((times, codes))
+            self.times: I64 = np.ascontiguousarray(times[order])
+            self.offsets: I64 = np.searchsorted(
+                codes[order], np.arange(len(self.keys) + 1)).astype(np.int64)
+            self.values = {k: np.asarray(v)[order] for k, v in values.items()}
+        else:
+            self.keys = np.empty(0, dtype=object)
+            self.times = np.asarray(times, dtype=np.int64)
+            self.offsets = np.zeros(1, dtype=np.int64)
+            self.values = {k: np.asarray(v) for k, v in values.items()}
+        self._index: dict[str, int] = {k: i for i, k in enumerate(self.keys.tolist())}
+        # Whole-table arrays a lookup needs, computed on first use (the table is read-only).
+        self.derived: dict[str, npt.NDArray[Any]] = {}
+
+    def codes(self, keys: ObjArray | _Keys) -> I64:
         """Segment index of each key, or -1 when the key is unknown."""
-        if len(self.keys) == 0 or len(keys) == 0:
-            return np.full(len(keys), -1, dtype=np.int64)
-        sk = self.keys.astype(str)
-        q = keys.astype(str)
-        pos = np.minimum(np.searchsorted(sk, q), len(sk) - 1)
-        return np.where(sk[pos] == q, pos, -1).astype(np.int64)
+        dk = keys if isinstance(keys, _Keys) else _Keys.of(keys)
+        if len(self.keys) == 0 or len(dk.codes) == 0:
+            return np.full(len(dk.codes), -1, dtype=np.int64)
+        get = self._index.get
+        found = np.fromiter((get(k, -1) for k in dk.text), dtype=np.int64,
+                            count=len(dk.text))
+        return found[dk.codes]
 
-    def upto(self, keys: ObjArray, t: I64) -> tuple[I64, I64]:
+    def upto(self, keys: ObjArray | _Keys, t: I64) -> tuple[I64, I64]:
         """(segment start, end) where end is one past the last row with time <= t."""
-        codes = self.codes(keys)
+        return self.upto_codes(self.codes(keys), t)
+
+    def upto_codes(self, codes: I64, t: I64) -> tuple[I64, I64]:
+        """`upto` for keys already turned into segment codes by `codes`."""
         end = segment_count_le(self.offsets, self.times, codes, t)
         start = np.where(codes >= 0, self.offsets[np.maximum(codes, 0)], 0)
         return start.astype(np.int64), end
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    """A batch column factorised once: code per row and the distinct values as text."""
+
+    codes: I64
+    text: list[str]
+
+    @classmethod
+    def of(cls, keys: ObjArray) -> _Keys:
+        codes, distinct = dense_codes(np.asarray(keys, dtype=object))
+        return cls(codes, [str(k) for k in distinct.tolist()])
 
 
 class SupportStore:
@@ -192,11 +226,11 @@ class SupportStore:
         t: dict[str, _Table] = {}
         t["users"] = _load(root / "users.jsonl", "user_id", "created_at", {})
         t["sessions"] = _load(root / "sessions.jsonl", "session_id", "created_at",
-                              {"device_id": str})
+                              {"device_id": "str"})
         t["devices"] = _load(root / "devices.jsonl", "device_id", "ts",
-                             {"lat": _float, "lon": _float})
+                             {"lat": "float", "lon": "float"})
         t["carts"] = _load(root / "carts.jsonl", "user_id", "added_at",
-                           {"quantity": _float, "price": _float})
+                           {"quantity": "float", "price": "float"})
         t["followers"] = _load(root / "followers.jsonl", "user_id", "since", {})
         t["posts"] = _load(root / "posts.jsonl", "user_id", "ts", {})
         return cls(t)
@@ -206,13 +240,15 @@ class SupportStore:
         n = len(batch)
         ctx = SupportContext.empty(n)
         t = batch.timestamp_us
+        # Factorise each id column once; every table then probes only the distinct ids.
+        user_keys = _Keys.of(batch.user_id)
         users = self._t["users"]
-        start, end = users.upto(batch.user_id, t)
+        start, end = users.upto(user_keys, t)
         known = end > start
         account = np.where(known, users.times[np.maximum(start, 0)] if len(users.times)
                            else MISSING_TIME, MISSING_TIME)
         sessions = self._t["sessions"]
-        s_start, s_end = sessions.upto(batch.session_id, t)
+        s_start, s_end = sessions.upto(_Keys.of(batch.session_id), t)
         s_known = s_end > s_start
         last = np.maximum(s_end - 1, 0)
         sess_created = np.where(s_known, sessions.times[last] if len(sessions.times) else 0,
@@ -221,16 +257,18 @@ class SupportStore:
         if len(sessions.times):
             sess_dev[s_known] = sessions.values["device_id"][last[s_known]]
         devices = self._t["devices"]
-        d_start, d_end = devices.upto(batch.device_id, t)
+        d_start, d_end = devices.upto(_Keys.of(batch.device_id), t)
         dev_lat, dev_lon, dev_seen = _last_located(devices, d_start, d_end)
         carts = self._t["carts"]
-        c_start, c_end = carts.upto(batch.user_id, t)
-        _, c_old = carts.upto(batch.user_id, t - CART_WINDOW_US)
+        c_codes = carts.codes(user_keys)
+        c_start, c_end = carts.upto_codes(c_codes, t)
+        _, c_old = carts.upto_codes(c_codes, t - CART_WINDOW_US)
         cart_value = _window_sum(carts, np.maximum(c_start, c_old), c_end)
-        social_known = known | (self._t["followers"].codes(batch.user_id) >= 0) | \
-            (self._t["posts"].codes(batch.user_id) >= 0)
-        followers = np.where(social_known, _count(self._t["followers"], batch.user_id, t), -1)
-        posts = np.where(social_known, _count(self._t["posts"], batch.user_id, t), -1)
+        f_codes = self._t["followers"].codes(user_keys)
+        p_codes = self._t["posts"].codes(user_keys)
+        social_known = known | (f_codes >= 0) | (p_codes >= 0)
+        followers = np.where(social_known, _count(self._t["followers"], f_codes, t), -1)
+        posts = np.where(social_known, _count(self._t["posts"], p_codes, t), -1)
         return SupportContext(
             sess_created.astype(np.int64), sess_dev, cart_value, dev_lat, dev_lon, dev_seen,
             np.asarray(account, dtype=np.int64), followers.astype(np.int64),
@@ -238,16 +276,18 @@ class SupportStore:
         )
 
 
-def _count(table: _Table, keys: ObjArray, t: I64) -> I64:
-    start, end = table.upto(keys, t)
+def _count(table: _Table, codes: I64, t: I64) -> I64:
+    start, end = table.upto_codes(codes, t)
     return (end - start).astype(np.int64)
 
 
 def _window_sum(table: _Table, start: I64, end: I64) -> F64:
     if not len(table.times):
         return np.full(len(start), np.nan)
-    value = np.nan_to_num(table.values["quantity"] * table.values["price"])
-    csum = np.concatenate([[0.0], np.cumsum(value)])
+    csum = table.derived.get("cart_csum")
+    if csum is None:  # the table never changes: one prefix sum for every batch
+        value = np.nan_to_num(table.values["quantity"] * table.values["price"])
+        csum = table.derived["cart_csum"] = np.concatenate([[0.0], np.cumsum(value)])
     total = csum[end] - csum[np.minimum(start, end)]
     return np.where(end > start, total, np.nan)
 
@@ -259,10 +299,12 @@ def _last_located(table: _Table, start: I64, end: I64) -> tuple[F64, F64, I64]:
     seen = np.full(n, MISSING_TIME, dtype=np.int64)
     if not len(table.times):
         return lat, lon, seen
-    located = np.isfinite(table.values["lat"]) & np.isfinite(table.values["lon"])
-    # Index of the latest located row at or before each position (-1 when none).
-    idx = np.where(located, np.arange(len(located)), -1)
-    last_loc = np.maximum.accumulate(idx)
+    last_loc = table.derived.get("last_located")
+    if last_loc is None:
+        located = np.isfinite(table.values["lat"]) & np.isfinite(table.values["lon"])
+        # Index of the latest located row at or before each position (-1 when none).
+        idx = np.where(located, np.arange(len(located)), -1)
+        last_loc = table.derived["last_located"] = np.maximum.accumulate(idx)
     cand = np.where(end > start, last_loc[np.maximum(end - 1, 0)], -1)
     ok = cand >= start
     lat[ok] = table.values["lat"][cand[ok]]
@@ -271,16 +313,109 @@ def _last_located(table: _Table, start: I64, end: I64) -> tuple[F64, F64, I64]:
     return lat, lon, seen
 
 
-def _load(path: Path, key: str, time_field: str,
-          fields: dict[str, Callable[[Any], Any]]) -> _Table:
+def _load(path: Path, key: str, time_field: str, fields: dict[str, str]) -> _Table:
+    """One supporting-store file as a `_Table`; `fields` maps a value column to "str"/"float".
+
+    The common case (well-formed JSON Lines with the generator's types) is read column-wise
+    by `_load_columns`; anything it does not vouch for is read row by row, which gives the
+    exact error (file, line, field) or the lenient conversions of `_load_rows`.
+    """
+    table = _load_columns(path, key, time_field, fields)
+    return table if table is not None else _load_rows(path, key, time_field, fields)
+
+
+def _load_rows(path: Path, key: str, time_field: str, fields: dict[str, str]) -> _Table:
     keys: list[str] = []
     times: list[int] = []
     values: dict[str, list[Any]] = {name: [] for name in fields}
     for where, row in _rows(path):
         keys.append(str(_field(row, key, where)))
         times.append(parse_time_us(_field(row, time_field, where), f"{where}: {time_field}"))
-        for name, conv in fields.items():
+        for name, kind in fields.items():
             raw = row.get(name)
-            values[name].append(conv(raw) if raw is not None else
-                                ("" if conv is str else float("nan")))
+            if kind == "str":
+                values[name].append(str(raw) if raw is not None else "")
+            else:
+                values[name].append(_float(raw) if raw is not None else float("nan"))
+    return _Table(np.asarray(keys, dtype=object), np.asarray(times, dtype=np.int64),
+                  **{name: _array(v, fields[name]) for name, v in values.items()})
+
+
+def _array(values: list[Any], kind: str) -> npt.NDArray[Any]:
+    return np.asarray(values, dtype=object if kind == "str" else np.float64)
+
+
+def _load_columns(path: Path, key: str, time_field: str,
+                  fields: dict[str, str]) -> _Table | None:
+    """The file read by pyarrow's JSON reader, or None when the row path must decide.
+
+    None (fall back) whenever this path could differ from `_load_rows`: a parse or type
+    error, a blank line (row numbers would shift), a missing key or time, a time the
+    vectorised parser does not read as a plain in-range ISO-8601 time or epoch number.
+    """
+    if not path.is_file() or path.suffix.lower() not in (".jsonl", ".ndjson", ".json"):
+        return None if path.exists() else _Table(np.empty(0, dtype=object),
+                                                 np.empty(0, dtype=np.int64),
+                                                 **{n: _array([], k) for n, k in fields.items()})
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    data = path.read_bytes()
+    schema = pa.schema([(key, pa.string()), (time_field, pa.string())]
+                       + [(name, pa.string() if kind == "str" else pa.float64())
+                          for name, kind in fields.items()])
+    try:
+        table = pj.read_json(
+            pa.BufferReader(data),
+            read_options=pj.ReadOptions(block_size=1 << 24),
+            parse_options=pj.ParseOptions(explicit_schema=schema,
+                                          unexpected_field_behavior="ignore"))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    lines = data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
+    if table.num_rows != lines:
+        return None
+    try:
+        key_col = table.column(key).combine_chunks()
+        time_col = table.column(time_field).combine_chunks()
+    except pa.ArrowInvalid:  # a column too big for one string array
+        return None
+    if key_col.null_count or time_col.null_count:
+        return None
+    times = _arrow_times(time_col)
+    if times is None:
+        return None
+    values: dict[str, npt.NDArray[Any]] = {}
+    for name, kind in fields.items():
+        col = table.column(name)
+        if kind == "str":
+            values[name] = np.asarray(col.fill_null("").to_numpy(zero_copy_only=False),
+                                      dtype=object)
+        else:
+            values[name] = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+    keys = np.asarray(key_col.to_numpy(zero_copy_only=False), dtype=object)
     return _Table(keys, times, **values)
+
+
+def _arrow_times(col: Any) -> I64 | None:
+    """Times of a null-free Arrow string column, or None when any needs the row path."""
+    from fraud.schema.decode import parse_time_utf8_fast
+    from fraud.schema.timeparse import TIME_OK
+
+    offsets = np.frombuffer(col.buffers()[1], dtype=np.int32,
+                            count=len(col) + 1, offset=col.offset * 4)
+    data = np.frombuffer(col.buffers()[2], dtype=np.uint8)
+    # `datetime.fromisoformat` refuses lower-case "z"/"t" that the vectorised parser takes.
+    # Epoch numbers in strings take the row path too (its float rounding is the rule).
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    text = data[lo:hi]
+    if np.any((text >= ord("a")) & (text <= ord("z"))):
+        return None
+    starts = offsets[:-1].astype(np.int64)
+    lengths = np.diff(offsets).astype(np.int64)
+    if len(starts) and (np.any(lengths < 10) or np.any(data[starts + 4] != ord("-"))):
+        return None
+    us, status = parse_time_utf8_fast(data, starts, lengths)
+    if not np.all(status == TIME_OK):
+        return None
+    return us

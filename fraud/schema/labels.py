@@ -5,7 +5,6 @@ the label feed (chargebacks, confirmed fraud) holds labels without transactions.
 the feed does not name is genuine: with chargebacks, silence is the label.
 
 >>> import numpy as np
-import numpy.typing as npt
 >>> from fraud.schema.batch import MISSING_TIME, TransactionBatch
 >>> from fraud.schema.files import Labels
 >>> batch = TransactionBatch.from_columns(transaction_id=["a", "b"], timestamp_us=[0, 0],

@@ -156,41 +156,99 @@ def mask_value(text: str, limit: int = DEFAULT_LIMITS.max_value_chars) -> str:
 class SeenIds:
     """Ids accepted so far, and where each was first seen, across the chunks of one file.
 
-    Clean input (no repeats) only pays for a set insert per id; the id -> first position
-    map that a duplicate's message needs is built the first time a duplicate turns up.
-    Unbounded by design: give a long-running stream none (redeliveries are caught by the
-    idempotent writes downstream, keyed by transaction id).
+    Memory is what bounds a long file, so nothing is kept per id as a Python object: a
+    sorted array of 64-bit hashes (Python's string hash; this object never leaves the
+    process) with each id's ordinal, and per claimed chunk the ids and positions joined into
+    one string with int32 offsets (about 8 + 8 + len(id) + len(position) + 8 bytes per id).
+    Clean input pays two vectorised searches per chunk; only a chunk whose hashes meet an
+    earlier hash (a duplicate, or a hash collision that the text comparison then clears)
+    takes the exact row-by-row path. Unbounded by design: give a long-running stream none
+    (redeliveries are caught by the idempotent writes downstream, keyed by transaction id).
     """
 
     def __init__(self) -> None:
-        self._ids: set[str] = set()
-        self._history: list[tuple[list[str], list[str]]] = []
-        self._first: dict[str, str] | None = None
+        self._hash = np.empty(0, dtype=np.int64)  # sorted
+        self._ordinal = np.empty(0, dtype=np.int64)  # aligned with _hash
+        self._starts: list[int] = []  # first ordinal of each stored chunk
+        self._chunks: list[tuple[str, npt.NDArray[np.int32], str, npt.NDArray[np.int32]]] = []
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._first) if self._first is not None else len(self._ids)
+        return self._count
 
     def claim(self, keys: list[str], positions: list[str]) -> list[tuple[int, str]]:
         """Record `keys`; return ``(index, first position)`` for each one already taken."""
-        if self._first is None:
-            before = len(self._ids)
-            self._ids.update(keys)
-            if len(self._ids) == before + len(keys):
-                self._history.append((keys, positions))
-                return []
-            self._first = {}
-            for old_keys, old_positions in self._history:
-                self._first.update(zip(old_keys, old_positions, strict=True))
-            self._ids, self._history = set(), []
-        first, repeats = self._first, []
-        for k, (key, position) in enumerate(zip(keys, positions, strict=True)):
-            earlier = first.get(key)
+        n = len(keys)
+        if n == 0:
+            return []
+        hashes = np.fromiter(map(hash, keys), dtype=np.int64, count=n)
+        order = np.argsort(hashes, kind="stable")
+        ordered = hashes[order]
+        # Sorted queries keep the search over the stored hashes cache-friendly.
+        at = np.searchsorted(self._hash, ordered)
+        hit = at < len(self._hash)
+        hit[hit] = self._hash[at[hit]] == ordered[hit]
+        if not hit.any() and not np.any(ordered[1:] == ordered[:-1]):
+            self._insert(ordered, self._count + order.astype(np.int64), at)
+            self._keep(keys, positions)
+            return []
+        known = np.zeros(n, dtype=bool)
+        known[order] = hit
+        repeats: list[tuple[int, str]] = []
+        fresh: dict[str, int] = {}
+        suspect = set(np.flatnonzero(known).tolist())
+        for k, key in enumerate(keys):
+            earlier = self._lookup(key, int(hashes[k])) if k in suspect else None
+            if earlier is None and key in fresh:
+                earlier = positions[fresh[key]]
             if earlier is None:
-                first[key] = position
+                fresh[key] = k
             else:
                 repeats.append((k, earlier))
+        rows = list(fresh.values())
+        self._store([keys[k] for k in rows], [positions[k] for k in rows], hashes[rows])
         return repeats
 
+    def _lookup(self, key: str, key_hash: int) -> str | None:
+        """Where `key` was first seen, if it was (hash hits are confirmed on the text)."""
+        lo = int(np.searchsorted(self._hash, key_hash, side="left"))
+        hi = int(np.searchsorted(self._hash, key_hash, side="right"))
+        for ordinal in self._ordinal[lo:hi].tolist():
+            c = int(np.searchsorted(self._starts, ordinal, side="right")) - 1
+            ids, id_off, pos, pos_off = self._chunks[c]
+            i = ordinal - self._starts[c]
+            if ids[id_off[i]:id_off[i + 1]] == key:
+                return pos[pos_off[i]:pos_off[i + 1]]
+        return None
+
+    def _store(self, keys: list[str], positions: list[str], hashes: npt.NDArray[np.int64]
+               ) -> None:
+        order = np.argsort(hashes, kind="stable")
+        ordered = hashes[order]
+        self._insert(ordered, self._count + order.astype(np.int64),
+                     np.searchsorted(self._hash, ordered))
+        self._keep(keys, positions)
+
+    def _insert(self, ordered: npt.NDArray[np.int64], ordinals: npt.NDArray[np.int64],
+                where: npt.NDArray[np.int64]) -> None:
+        # A merge by insertion: linear in the stored ids, no re-sort of what is stored.
+        self._hash = np.insert(self._hash, where, ordered)
+        self._ordinal = np.insert(self._ordinal, where, ordinals)
+
+    def _keep(self, keys: list[str], positions: list[str]) -> None:
+        if not keys:
+            return
+        self._starts.append(self._count)
+        self._chunks.append(("".join(keys), _offsets(keys), "".join(positions),
+                             _offsets(positions)))
+        self._count += len(keys)
+
+
+def _offsets(texts: list[str]) -> npt.NDArray[np.int32]:
+    """Offsets of each text in ``"".join(texts)`` (int64 if the chunk is over 2**31 chars)."""
+    out = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=out[1:])
+    return out.astype(np.int32) if out[-1] < 2**31 else out  # type: ignore[return-value]
 
 
 class Validator:

@@ -6,8 +6,8 @@ DynamoDB cannot store them) and gives back `int` for integral numbers, `float` o
 
 >>> to_item({"user_id": "u1", "n": 3, "ok": True})
 {'user_id': {'S': 'u1'}, 'n': {'N': '3'}, 'ok': {'BOOL': True}}
->>> from_item(to_item({"a": [1, 2.5, None], "s": {7, 9}}))
-{'a': [1, 2.5, None], 's': {7, 9}}
+>>> from_item(to_item({"a": [1, 2.5, None], "s": {7, 9}})) == {"a": [1, 2.5, None], "s": {7, 9}}
+True
 """
 
 from __future__ import annotations
