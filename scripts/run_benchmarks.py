@@ -109,6 +109,22 @@ def _replay_headline(r: dict[str, Any]) -> str:
     return text
 
 
+def _json_list(text: str) -> list[dict[str, Any]]:
+    """The JSON list bench_consumer.py prints last with --json."""
+    start = text.rfind("\n[")
+    found = json.loads(text[start + 1 if start >= 0 else text.index("["):])
+    if not isinstance(found, list):
+        raise ValueError("expected a JSON list")
+    return found
+
+
+def _consumer_headline(rows: list[dict[str, Any]]) -> str:
+    best = max(rows, key=lambda r: r["sustained_tx_per_s"])
+    return (f"{best['sustained_tx_per_s']:,.0f} tx/s sustained, "
+            f"{best['processor_cpu_us_per_tx']:.0f} CPU us/tx, "
+            f"{best['dynamodb_requests_per_tx']} DynamoDB requests/tx")
+
+
 BENCHES: tuple[Bench, ...] = (
     Bench("features", "bench_features.py", (),
           ("--rows", "20000", "--users", "500", "--terminals", "1000", "--days", "30",
@@ -119,6 +135,9 @@ BENCHES: tuple[Bench, ...] = (
           _rules_headline),
     Bench("replay", "bench_replay.py", ("--json", "--memory"), ("--json", "--quick"),
           _last_json, _replay_headline, records=True),
+    Bench("consumer", "bench_consumer.py", ("--json",),
+          ("--json", "--users", "300", "--days", "3", "--rates", "0", "--step-batches", "2"),
+          _json_list, _consumer_headline),
 )
 
 
