@@ -195,9 +195,11 @@ class Pipeline:
         matrix = self.features(batch)
         if decide_rows is not None and not bool(np.all(decide_rows)):
             batch = batch.take(decide_rows)
-            matrix = FeatureMatrix(matrix.names, matrix.values[decide_rows],
-                                   matrix.transaction_id[decide_rows],
-                                   matrix.effective_time_us[decide_rows])
+            matrix = FeatureMatrix(
+                matrix.names, matrix.values[decide_rows], matrix.transaction_id[decide_rows],
+                matrix.effective_time_us[decide_rows],
+                redelivered=(None if matrix.redelivered is None
+                             else matrix.redelivered[decide_rows]))
         return decide(batch, matrix, self.scorer, self.rules(), self.guardrail,
                       times=self.times)
 

@@ -31,7 +31,7 @@ decided twice. A decision item without ``effects`` (written by other code) count
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,15 +130,23 @@ class ActionPerformer:
     def __repr__(self) -> str:
         return f"ActionPerformer(stream={self.decisions_stream!r}, topic={self.topic.topic!r})"
 
-    def perform(self, outcome: Outcome, *, shard_id: str = "") -> EffectsReport:
+    def perform(self, outcome: Outcome, *, shard_id: str = "",
+                decided_before: Collection[str] = ()) -> EffectsReport:
         """Perform every action of `outcome` once; safe to call again with the same outcome.
+
+        `decided_before` names redelivered transactions whose decision was already made and
+        recorded: they are not decided afresh (a redelivered row's features are approximate),
+        but their stored decisions still pending publication are resumed, whatever the new
+        score says.
 
         Raises `StoreError` when an effect could not be made durable: the caller must not
         checkpoint past this batch, and a retry completes exactly what is missing.
         """
         now_us = round(self.clock() * 1_000_000)
-        rows = action_rows(outcome, now_us, shard_id)
-        if not rows:
+        again = set(decided_before)
+        rows = [r for r in action_rows(outcome, now_us, shard_id)
+                if r.transaction_id not in again]
+        if not rows and not again:
             return EffectsReport()
         tally = _Tally()
         mine = {row.transaction_id: row for row in rows}
@@ -146,7 +154,7 @@ class ActionPerformer:
             self._write(group, tally)
         pending = [mine[t].decision for t in tally.written
                    if mine[t].decision["effects"] == EFFECTS_PENDING]
-        resumed = self._still_pending(tally.duplicates)
+        resumed = self._still_pending([*tally.duplicates, *sorted(again)])
         to_stream = [i for i in pending + resumed if i.get("action") == "block"]
         to_alert = [i for i in pending + resumed if i.get("action") == "alert"]
         streamed = self._stream(to_stream)

@@ -125,6 +125,15 @@ class FeatureMatrix:
     values: npt.NDArray[np.float64]
     transaction_id: npt.NDArray[np.object_]
     effective_time_us: npt.NDArray[np.int64]
+    # Rows the state already held (a redelivered or retried batch); None when there were none.
+    # Their features are approximate: callers must not decide them afresh.
+    redelivered: npt.NDArray[np.bool_] | None = None
+
+    def redelivered_ids(self) -> list[str]:
+        """Transaction ids of the redelivered rows."""
+        if self.redelivered is None:
+            return []
+        return [str(t) for t in self.transaction_id[self.redelivered]]
 
     def __len__(self) -> int:
         return int(self.values.shape[0])

@@ -139,7 +139,8 @@ class FeatureEngine:
         eff = np.empty(n, dtype=np.int64)
         eff[redelivered] = again.effective_time_us
         eff[fresh] = new.effective_time_us
-        return FeatureMatrix(FEATURE_NAMES, values, batch.transaction_id, eff)
+        return FeatureMatrix(FEATURE_NAMES, values, batch.transaction_id, eff,
+                             redelivered=redelivered)
 
     def _extract(
         self, batch: TransactionBatch, store: StateStore, support: SupportContext | None, *,

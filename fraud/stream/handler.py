@@ -35,7 +35,7 @@ from fraud.store.clients import RequestCounter, make_client
 from fraud.store.decisions import DeadLetter, write_dead_letters
 from fraud.store.dynamo import Dynamo
 from fraud.store.feature_store import DynamoStateStore
-from fraud.store.history import write_history
+from fraud.store.history import history_sort_key, write_history
 from fraud.store.support import read_support
 from fraud.stream.processor import StreamRecord
 
@@ -128,7 +128,8 @@ class PipelineHandler:
         batch = parsed.batch
         if len(batch):
             outcome = self.pipeline.process(batch)
-            effects = self.actions.perform(outcome, shard_id=shard_id)
+            recorded = self._recorded(batch, outcome)
+            effects = self.actions.perform(outcome, shard_id=shard_id, decided_before=recorded)
             if self.archive is not None:
                 self.archive.add(outcome, shard_id=shard_id,
                                  first_sequence=records[0].sequence_number,
@@ -136,11 +137,14 @@ class PipelineHandler:
             arrival = np.asarray([records[int(i)].arrival_ms for i in parsed.accepted],
                                  dtype=np.int64)
             decided_us = int(self.clock() * 1_000_000)
+            # A row decided before keeps the history written when it was decided.
+            fresh = ~np.isin(batch.transaction_id, list(recorded))
             write_history(
-                self.dynamo, batch, outcome.score, outcome.actions().tolist(),
-                effective_time_us=outcome.features.effective_time_us,
-                numbers={"arrival_ms": arrival,
-                         "decided_at": np.full(len(batch), decided_us, dtype=np.int64)},
+                self.dynamo, batch.take(fresh), outcome.score[fresh],
+                outcome.actions()[fresh].tolist(),
+                effective_time_us=outcome.features.effective_time_us[fresh],
+                numbers={"arrival_ms": arrival[fresh],
+                         "decided_at": np.full(int(fresh.sum()), decided_us, dtype=np.int64)},
             )
             latency_ms = decided_us / 1000.0 - arrival
             self._log_batch(shard_id, records, parsed, outcome, effects, latency_ms, started)
@@ -148,6 +152,22 @@ class PipelineHandler:
         self._handled = (last.sequence_number, last.sub_sequence_number)
         if self.archive is None or self.archive.buffered_rows == 0:
             self._durable = self._handled
+
+    def _recorded(self, batch: Any, outcome: Any) -> set[str]:
+        """Redelivered transactions whose decision was completely recorded before.
+
+        The state commit comes before the effects, so a transaction the state holds may still
+        lack its effects (a crash in between); its history item, written last, says it has them.
+        """
+        again = outcome.features.redelivered
+        if again is None or not again.any():
+            return set()
+        keys = [{"user_id": str(u), "sk": history_sort_key(int(t), str(x))}
+                for u, t, x in zip(batch.user_id[again], batch.timestamp_us[again],
+                                   batch.transaction_id[again], strict=True)]
+        found = self.dynamo.batch_get({"TransactionHistory": keys}, consistent=True)
+        return {str(i["transaction_id"]) for i in found["TransactionHistory"]
+                if "decided_at" in i}
 
     def _log_batch(self, shard_id: str, records: Sequence[StreamRecord], parsed: Any,
                    outcome: Any, effects: Any, latency_ms: Any, started: float) -> None:

@@ -105,3 +105,14 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 240.0,
 @pytest.fixture()
 def unique_name() -> str:
     return f"e2e-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def pipeline_stack(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One provisioned set of pipeline tables, decisions stream, alert topic (with an SQS
+    queue subscribed, to count alerts) for the whole session; each test adds its own stream
+    and application name and keeps to its own ids (see `tests.e2e.pipeline_kit`)."""
+    from tests.e2e.pipeline_kit import provision_stack
+
+    return provision_stack(local_stack.dynamodb, local_stack.kinesis,
+                           tmp_path_factory.mktemp("pipeline"))
