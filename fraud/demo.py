@@ -31,7 +31,8 @@ __all__ = ["DemoConfig", "run_demo"]
 log = get_logger(__name__)
 DAY_US = 86_400_000_000
 # Short lease timings so that the demo's single worker gets its shards in seconds.
-FAST_LEASES = {"failoverTimeMillis": "3000", "leaseAssignmentIntervalMillis": "1000"}
+FAST_LEASES = {"failoverTimeMillis": "3000", "leaseAssignmentIntervalMillis": "1000",
+               "workerMetricsReporterFreqInMillis": "2000"}
 
 
 @dataclass(frozen=True, slots=True)
