@@ -353,3 +353,18 @@ def _complete(stack: PipelineStack, tag: str, action: Mapping[str, str]) -> Publ
         return published
     time.sleep(0.5)
     return None
+
+
+def new_stream(pipeline_stack: Any, tag: str, shards: int) -> Any:
+    """Settings for a fresh stream of `shards` shards on the shared stack."""
+    from fraud.stream.kinesis import ensure_stream, kinesis_client
+
+    settings = stream_settings(pipeline_stack, tag)
+    ensure_stream(kinesis_client(settings), settings.stream_name, shards=shards)
+    return settings
+
+
+def stop_daemon(daemon: Any) -> int:
+    """SIGTERM, then the daemon's exit code."""
+    daemon.terminate()
+    return int(daemon.wait(120))

@@ -27,32 +27,20 @@ from tests.e2e.pipeline_kit import (
     history_item,
     lease_checkpoints,
     make_rows,
+    new_stream,
     put_rows,
     start_daemon,
-    stream_settings,
+    stop_daemon,
     wait_decided,
 )
 
 pytestmark = pytest.mark.e2e
 
 
-def _stream(pipeline_stack: Any, tag: str, shards: int) -> Any:
-    from fraud.stream.kinesis import ensure_stream, kinesis_client
-
-    settings = stream_settings(pipeline_stack, tag)
-    ensure_stream(kinesis_client(settings), settings.stream_name, shards=shards)
-    return settings
-
-
-def _stop(daemon: Any) -> int:
-    daemon.terminate()
-    return int(daemon.wait(120))
-
-
 def test_two_sigkills_mid_stream_lose_nothing_and_double_nothing(
     kcl_ready: Any, pipeline_stack: Any, unique_name: str, tmp_path: Path
 ) -> None:
-    settings = _stream(pipeline_stack, unique_name, shards=2)
+    settings = new_stream(pipeline_stack, unique_name, shards=2)
     users = 14
     rows = make_rows(unique_name, users=users, per_user=9)
     rounds = [rows[j * users:(j + 1) * users] for j in range(9)]
@@ -110,7 +98,7 @@ def test_two_sigkills_mid_stream_lose_nothing_and_double_nothing(
                  lambda: _past(lease_checkpoints(settings).get(crashed_shard), crashed_last),
                  alive=alive)
     finally:
-        code = _stop(third)
+        code = stop_daemon(third)
     assert code in (0, 143)
     # Redelivered and run through the pipeline again (a new decision time in its history)...
     assert history_item(settings, rounds[8][0])["decided_at"] != first_history["decided_at"]
@@ -139,7 +127,7 @@ def _put_raw(settings: Any, payloads: list[tuple[str, bytes]]) -> list[tuple[str
 def test_every_good_transaction_is_decided_once_and_every_bad_one_dead_lettered(
     kcl_ready: Any, pipeline_stack: Any, unique_name: str, tmp_path: Path
 ) -> None:
-    settings = _stream(pipeline_stack, unique_name, shards=2)
+    settings = new_stream(pipeline_stack, unique_name, shards=2)
     rows = make_rows(unique_name, users=14, per_user=4)
     good = {r["transaction_id"]: json.dumps(r).encode() for r in rows}
     oversized = {**rows[0], "transaction_id": f"{unique_name}-big", "note": "x" * 100_000}
@@ -179,7 +167,7 @@ def test_every_good_transaction_is_decided_once_and_every_bad_one_dead_lettered(
                            lambda: _letters(settings, expected), timeout=60)
         assert daemon.poll() is None, "the consumer must stay up"
     finally:
-        code = _stop(daemon)
+        code = stop_daemon(daemon)
     assert code in (0, 143)
 
     assert set(letters) == set(expected)

@@ -23,32 +23,20 @@ from tests.e2e.pipeline_kit import (
     lease_checkpoints,
     lease_owners,
     make_rows,
+    new_stream,
     put_rows,
     start_daemon,
-    stream_settings,
+    stop_daemon,
     wait_decided,
 )
 
 pytestmark = pytest.mark.e2e
 
 
-def _stream(pipeline_stack: Any, tag: str, shards: int) -> Any:
-    from fraud.stream.kinesis import ensure_stream, kinesis_client
-
-    settings = stream_settings(pipeline_stack, tag)
-    ensure_stream(kinesis_client(settings), settings.stream_name, shards=shards)
-    return settings
-
-
-def _stop(daemon: Any) -> int:
-    daemon.terminate()
-    return int(daemon.wait(120))
-
-
 def test_two_workers_share_the_shards_and_one_takes_over_from_the_other(
     kcl_ready: Any, pipeline_stack: Any, unique_name: str, tmp_path: Path
 ) -> None:
-    settings = _stream(pipeline_stack, unique_name, shards=4)
+    settings = new_stream(pipeline_stack, unique_name, shards=4)
     users = 28
     rows = make_rows(unique_name, users=users, per_user=5)
     rounds = [rows[j * users:(j + 1) * users] for j in range(5)]
@@ -71,7 +59,7 @@ def test_two_workers_share_the_shards_and_one_takes_over_from_the_other(
         leader = _leader(tmp_path, workers)
         leaving = next(w for w in workers if w != leader)
         left = {s for s, o in owners.items() if o == leaving}
-        assert _stop(workers[leaving]) in (0, 143)
+        assert stop_daemon(workers[leaving]) in (0, 143)
         put_rows(settings, rounds[4])
         survivor = workers[leader]
         wait_for(f"{leader} to take over {sorted(left)}",
@@ -81,7 +69,7 @@ def test_two_workers_share_the_shards_and_one_takes_over_from_the_other(
         # ...and keeps them: the leader no longer hands leases to the stopped worker.
         assert set(lease_owners(settings).values()) == {leader}
     finally:
-        codes = [_stop(d) for d in workers.values() if d.poll() is None]
+        codes = [stop_daemon(d) for d in workers.values() if d.poll() is None]
     assert all(c in (0, 143) for c in codes)
     # A lease taken over by expiry (not by graceful handoff) redelivers the batch that was
     # in flight: its publishes may repeat, and its history items are rescored (see
@@ -107,7 +95,7 @@ def test_a_shard_split_during_consumption_loses_nothing(
 ) -> None:
     from fraud.stream.kinesis import kinesis_client, wait_active
 
-    settings = _stream(pipeline_stack, unique_name, shards=1)
+    settings = new_stream(pipeline_stack, unique_name, shards=1)
     users = 21
     rows = make_rows(unique_name, users=users, per_user=5)
     rounds = [rows[j * users:(j + 1) * users] for j in range(5)]
@@ -128,7 +116,7 @@ def test_a_shard_split_during_consumption_loses_nothing(
             "the parent at SHARD_END and both children read",
             lambda: _split_done(lease_checkpoints(settings), parent["ShardId"]), alive=alive)
     finally:
-        code = _stop(daemon)
+        code = stop_daemon(daemon)
     assert code in (0, 143)
     shards = kinesis.list_shards(StreamName=settings.stream_name)["Shards"]
     children = {s["ShardId"] for s in shards if s.get("ParentShardId") == parent["ShardId"]}
