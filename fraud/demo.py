@@ -48,15 +48,9 @@ class DemoConfig:
 
 
 def _start_local(local_dir: Path) -> dict[str, str]:
-    from fraud.local import LocalError, start
+    from fraud.local import start
 
-    for attempt in range(3):
-        try:
-            return {svc.name: svc.endpoint for svc, _ in start(local_dir, ["moto", "kinesis"])}
-        except LocalError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    return {svc.name: svc.endpoint for svc, _ in start(local_dir, ["moto", "kinesis"])}
 
 
 def run_demo(settings: Settings, config: DemoConfig, echo: Callable[[str], None]) -> int:

@@ -40,13 +40,13 @@ from fraud.features.api import DAY_US, USER_WINDOWS_DAYS
 from fraud.schema.batch import TransactionBatch
 
 ROOT = Path(__file__).resolve().parent.parent
+BEGIN, END = "<!-- bench_features:begin -->", "<!-- bench_features:end -->"
 WINDOWED = tuple(
     [f"user_tx_count_{w}d" for w in USER_WINDOWS_DAYS]
     + [f"user_amount_mean_{w}d" for w in USER_WINDOWS_DAYS]
     + [f"terminal_tx_count_{w}d" for w in USER_WINDOWS_DAYS]
     + [f"terminal_fraud_rate_{w}d" for w in USER_WINDOWS_DAYS]
 )
-BEGIN, END = "<!-- bench_features:begin -->", "<!-- bench_features:end -->"
 
 
 def generate(rows: int, users: int, terminals: int, days: int, seed: int) -> TransactionBatch:
@@ -279,15 +279,11 @@ def report(args: argparse.Namespace, n: int, mine: dict[str, Any], stream: dict[
 
 
 def record(text: str) -> None:
-    path = ROOT / "docs" / "BENCHMARKS.md"
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + block + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n## Features\n\n" + block + "\n"
-    path.write_text(new, encoding="utf-8")
+    """Replace (or append) this benchmark's block in docs/BENCHMARKS.md."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchdoc import record_block
+
+    record_block(ROOT / "docs" / "BENCHMARKS.md", BEGIN, END, "Features", text)
 
 
 if __name__ == "__main__":

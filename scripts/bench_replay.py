@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET_ROWS_PER_SECOND = 300_000
 BEGIN, END = "<!-- bench_replay:begin -->", "<!-- bench_replay:end -->"
+TARGET_ROWS_PER_SECOND = 300_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,15 +304,10 @@ def markdown(result: dict[str, Any], command: str) -> str:
 
 def record(text: str) -> None:
     """Replace (or append) this benchmark's block in docs/BENCHMARKS.md."""
-    path = ROOT / "docs" / "BENCHMARKS.md"
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + block + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n## Replay\n\n" + block + "\n"
-    path.write_text(new, encoding="utf-8")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchdoc import record_block
+
+    record_block(ROOT / "docs" / "BENCHMARKS.md", BEGIN, END, "Replay", text)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

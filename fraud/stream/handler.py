@@ -27,9 +27,10 @@ from fraud.config import Settings
 from fraud.features import FeatureConfig, FeatureEngine
 from fraud.logs import get_logger
 from fraud.model.scorer import build_scorer
-from fraud.pipeline import Pipeline
+from fraud.pipeline import Outcome, Pipeline
 from fraud.rules import RuleSet, default_vocabulary
 from fraud.rules.reload import RulesWatcher
+from fraud.schema.batch import TransactionBatch
 from fraud.schema.parse import parse_payloads
 from fraud.store.clients import RequestCounter, make_client
 from fraud.store.decisions import DeadLetter, write_dead_letters
@@ -153,7 +154,7 @@ class PipelineHandler:
         if self.archive is None or self.archive.buffered_rows == 0:
             self._durable = self._handled
 
-    def _recorded(self, batch: Any, outcome: Any) -> set[str]:
+    def _recorded(self, batch: TransactionBatch, outcome: Outcome) -> set[str]:
         """Redelivered transactions whose decision was completely recorded before.
 
         The state commit comes before the effects, so a transaction the state holds may still
