@@ -14,6 +14,7 @@ from typing import Any
 import click
 import numpy as np
 
+from fraud.cli.shared import echo_rejections
 from fraud.config import build_settings, settings_options
 from fraud.errors import InputError
 from fraud.features.support import stores_dir_beside
@@ -23,7 +24,6 @@ from fraud.schema.columns import COLUMNS, ColumnMap
 __all__ = ["command"]
 
 log = get_logger(__name__)
-_SHOWN_REJECTIONS = 5
 
 
 @click.command(name="features")
@@ -63,11 +63,7 @@ def command(input_path: str, output: Path, columns: ColumnMap | None,
         chunks.append(parsed.batch)
         rejections.extend(parsed.rejections)
     if rejections:
-        for rejection in rejections[:_SHOWN_REJECTIONS]:
-            click.echo(f"rejected: {input_path}:{rejection}", err=True)
-        more = len(rejections) - _SHOWN_REJECTIONS
-        if more > 0:
-            click.echo(f"rejected: ... and {more} more", err=True)
+        echo_rejections(input_path, rejections)
         rejects = output.with_name(output.name.split(".")[0] + ".rejects.csv")
         with TableWriter(rejects) as writer:
             writer.write({

@@ -1,9 +1,12 @@
 """``fraud label --input FILE``: apply a label feed (chargebacks, confirmed fraud).
 
-The file (JSONL, CSV or Parquet) has ``transaction_id``, ``is_fraud`` and optionally
-``label_time``; each label updates the transaction's history item and, for fraud, the
-terminal's fraud set. Applying the same feed twice changes nothing the second time. Prints a
-JSON report: labels, matched, updated, repeated, unmatched, DynamoDB requests.
+The file (JSONL, CSV or Parquet; ``--columns`` maps foreign names) has ``transaction_id``,
+``is_fraud`` and optionally ``label_time``, read by the same reader as training's
+``--labels``: a refused row (bad value, repeated transaction) is reported on stderr with its
+line and reason, and the good rows are applied. Each label updates the transaction's history
+item and, for fraud, the terminal's fraud set; applying the same feed twice changes nothing
+the second time. Prints a JSON report: labels, rejected, matched, updated, repeated,
+unmatched, DynamoDB requests.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from typing import Any
 
 import click
 
+from fraud.cli.shared import echo_rejections
 from fraud.config import build_settings, settings_options
+from fraud.errors import InputError
 from fraud.logs import configure_logging
+from fraud.schema.columns import COLUMNS, ColumnMap
 
 __all__ = ["command"]
 
@@ -24,22 +30,30 @@ __all__ = ["command"]
 @click.option("--input", "input_path", required=True,
               type=click.Path(dir_okay=False, path_type=Path),
               help="Label file: transaction_id, is_fraud, label_time (JSONL, CSV or Parquet).")
+@click.option("--columns", type=COLUMNS, default=None,
+              help="Map canonical fields to the file's columns: is_fraud=CHARGEBACK,...")
 @click.option("--prefix", "table_prefix", default=None,
               help="Prefix of every table name. [env: FRAUD_TABLE_PREFIX; default: fraud-]")
 @settings_options("region", "endpoint_url", "label_delay_days", "log_level")
-def command(input_path: Path, **flags: Any) -> None:
+def command(input_path: Path, columns: ColumnMap | None, **flags: Any) -> None:
     """Apply a label feed to the transaction history and terminal fraud counters."""
+    from fraud.schema.files import read_labels
     from fraud.store import RequestCounter, connect
     from fraud.store.feature_store import DynamoStateStore
-    from fraud.store.labels import apply_labels, read_labels
+    from fraud.store.labels import apply_labels, labels_of
 
     settings = build_settings(flags)
     configure_logging(settings.log_level)
-    labels = read_labels(input_path)
+    feed = read_labels(input_path, columns)
+    echo_rejections(input_path, feed.rejections, what="rejected label")
+    if len(feed) == 0:
+        raise InputError(f"--input: {input_path}: no valid labels"
+                         + (f" ({len(feed.rejections)} rows refused)" if feed.rejections else ""))
     counter = RequestCounter()
     dynamo = connect(settings, counter)
-    report = apply_labels(dynamo, DynamoStateStore(dynamo), labels,
+    report = apply_labels(dynamo, DynamoStateStore(dynamo), labels_of(feed),
                           label_delay_days=settings.label_delay_days)
     out = report.as_dict()
+    out["rejected"] = len(feed.rejections)
     out["requests"] = counter.total()
     click.echo(json.dumps(out, sort_keys=True))

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from fraud.cli.shared import echo_rejections
 from fraud.config import build_settings, settings_options
 from fraud.errors import InputError
 from fraud.logs import configure_logging, get_logger
@@ -24,7 +25,6 @@ from fraud.schema.timeparse import TIME
 __all__ = ["command", "parse_params"]
 
 log = get_logger(__name__)
-_SHOWN_REJECTIONS = 5
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -59,10 +59,7 @@ def _load_rows(input_path: str, columns: ColumnMap, config: Any, support_dir: Pa
                                     settings=settings):
         chunks.append(parsed.batch)
         rejections.extend(parsed.rejections)
-    for rejection in rejections[:_SHOWN_REJECTIONS]:
-        click.echo(f"rejected: {input_path}:{rejection}", err=True)
-    if len(rejections) > _SHOWN_REJECTIONS:
-        click.echo(f"rejected: ... and {len(rejections) - _SHOWN_REJECTIONS} more", err=True)
+    echo_rejections(input_path, rejections)
     batch = TransactionBatch.concat(chunks)
     if len(batch) == 0:
         raise InputError(f"--input: {input_path}: no valid transactions")
@@ -71,8 +68,7 @@ def _load_rows(input_path: str, columns: ColumnMap, config: Any, support_dir: Pa
         from fraud.schema.labels import LabelIndex, join_labels
 
         feed = read_labels(labels_path)
-        for rejection in feed.rejections[:_SHOWN_REJECTIONS]:
-            click.echo(f"rejected label: {labels_path}:{rejection}", err=True)
+        echo_rejections(labels_path, feed.rejections, what="rejected label")
         batch = join_labels(batch, LabelIndex(feed))
     if not batch.has_labels():
         raise InputError(f"--input: {input_path}: no is_fraud labels; training needs them "

@@ -17,24 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from fraud.errors import InputError, StoreError
+from fraud.errors import StoreError
 from fraud.features.api import DAY_US, LabelBatch
 from fraud.features.store import StateStore
-from fraud.features.support import parse_time_us
 from fraud.schema.batch import MISSING_TIME
-from fraud.schema.records import iter_records, require
+from fraud.schema.files import Labels
 from fraud.store.dynamo import Dynamo, error_code
 from fraud.store.history import HistoryRef, find_transactions
 
-__all__ = ["Label", "LabelReport", "apply_labels", "read_labels"]
-
-_TRUE = {"1", "true", "yes", "y", "fraud", "t"}
-_FALSE = {"0", "false", "no", "n", "legit", "f"}
-
+__all__ = ["Label", "LabelReport", "apply_labels", "labels_of"]
 
 @dataclass(frozen=True, slots=True)
 class Label:
@@ -63,29 +57,11 @@ class LabelReport:
                 "unmatched": len(self.unmatched), "unmatched_examples": self.unmatched[:10]}
 
 
-def _flag(value: object, where: str) -> int:
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return 1
-    if text in _FALSE:
-        return 0
-    raise InputError(f"{where}: is_fraud: expected 0/1 or true/false, got {str(value)[:20]!r}")
-
-
-def read_labels(path: Path) -> list[Label]:
-    """Labels from a JSONL, CSV or Parquet file (the last label of a transaction wins)."""
-    labels: dict[str, Label] = {}
-    for where, row in iter_records(path):
-        tx = str(require(row, "transaction_id", where))
-        flag = _flag(require(row, "is_fraud", where), where)
-        raw_time = row.get("label_time")
-        label_time = (MISSING_TIME if raw_time in (None, "")
-                      else parse_time_us(raw_time, f"{where}: label_time"))
-        labels.pop(tx, None)
-        labels[tx] = Label(tx, flag, label_time, where)
-    if not labels:
-        raise InputError(f"{path}: no labels in file")
-    return list(labels.values())
+def labels_of(feed: Labels) -> list[Label]:
+    """The accepted rows of a label file (`fraud.schema.files.read_labels`: the one reader of
+    label files, with ``--columns`` and the same rejection rules as transactions)."""
+    return [Label(str(tx), int(flag), int(when), str(where)) for tx, flag, when, where in zip(
+        feed.transaction_id, feed.is_fraud, feed.label_time_us, feed.position, strict=True)]
 
 
 def apply_labels(

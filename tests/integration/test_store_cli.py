@@ -83,6 +83,20 @@ def test_tables_seed_and_label_commands(settings: Settings, tmp_path: Path) -> N
     assert [(r["updated"], r["repeated"]) for r in reports] == [(1, 0), (0, 1)]
     bad = _fraud("label", "--input", str(tmp_path / "absent.csv"), *prefix, env=env)
     assert bad.returncode == 2 and "no such file" in bad.stderr
+    # A foreign column name, and a bad row reported with its line while the good one applies.
+    foreign = tmp_path / "chargebacks.csv"
+    foreign.write_text("transaction_id,chargeback\nt1,1\nt2,maybe\n")
+    mixed = _fraud("label", "--input", str(foreign), "--columns", "is_fraud=chargeback",
+                   *prefix, env=env)
+    assert mixed.returncode == 0, mixed.stderr
+    assert "chargebacks.csv: line 3: is_fraud" in mixed.stderr and "maybe" in mixed.stderr
+    report = json.loads(mixed.stdout)
+    assert (report["labels"], report["rejected"], report["matched"]) == (1, 1, 1)
+    only_bad = tmp_path / "only_bad.csv"
+    only_bad.write_text("transaction_id,is_fraud\nt2,maybe\n")
+    none = _fraud("label", "--input", str(only_bad), *prefix, env=env)
+    assert none.returncode == 2 and "no valid labels" in none.stderr
+    assert "Traceback" not in none.stderr
 
     deleted = _fraud("tables", "delete", "--yes", *prefix, env=env)
     assert deleted.returncode == 0 and deleted.stdout.count(": deleted") == 13

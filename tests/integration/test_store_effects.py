@@ -11,7 +11,8 @@ import pytest
 
 from fraud.errors import InputError
 from fraud.features.store import InMemoryStore
-from fraud.schema.batch import TransactionBatch
+from fraud.schema.batch import MISSING_TIME, TransactionBatch
+from fraud.schema.files import read_labels
 from fraud.store import Dynamo, RequestCounter
 from fraud.store.decisions import (
     Case,
@@ -24,7 +25,7 @@ from fraud.store.decisions import (
 )
 from fraud.store.feature_store import DynamoStateStore
 from fraud.store.history import find_transactions, write_history
-from fraud.store.labels import apply_labels, read_labels
+from fraud.store.labels import apply_labels, labels_of
 
 pytestmark = pytest.mark.integration
 DAY = 86_400_000_000
@@ -96,16 +97,16 @@ def test_label_feed_applies_each_label_once(dynamo: Dynamo, tmp_path: Path) -> N
         {"transaction_id": "ghost", "is_fraud": 1},
     ]) + "\n")
     store = DynamoStateStore(dynamo)
-    first = apply_labels(dynamo, store, read_labels(feed))
+    first = apply_labels(dynamo, store, labels_of(read_labels(feed)))
     assert (first.matched, first.updated, first.repeated, first.unmatched) == (2, 2, 0, ["ghost"])
     assert first.fraud_labels_sent == 1
-    second = apply_labels(dynamo, DynamoStateStore(dynamo), read_labels(feed))
+    second = apply_labels(dynamo, DynamoStateStore(dynamo), labels_of(read_labels(feed)))
     assert (second.updated, second.repeated) == (0, 2)
     snap = DynamoStateStore(dynamo).load_terminals(["m1", "m2"], T0 - DAY, T0 + 2 * DAY)
     assert snap.fraud_ts.tolist() == [T0]  # counted once despite two applications
     # The same logical content as the in-memory store gets from the same labels.
     mem = InMemoryStore()
-    apply_labels(dynamo, mem, read_labels(feed))
+    apply_labels(dynamo, mem, labels_of(read_labels(feed)))
     mem_snap = mem.load_terminals(["m1", "m2"], T0 - DAY, T0 + 2 * DAY)
     assert mem_snap.fraud_label_time.tolist() == snap.fraud_label_time.tolist()
     refs = find_transactions(dynamo, ["a", "c"])
@@ -115,12 +116,12 @@ def test_label_feed_applies_each_label_once(dynamo: Dynamo, tmp_path: Path) -> N
     assert c is not None and c["is_fraud"] == 0 and c["label_time"] == T0 + DAY + 7 * DAY
 
 
-def test_bad_label_files_name_the_line(tmp_path: Path) -> None:
+def test_labels_of_keeps_only_accepted_rows_with_their_lines(tmp_path: Path) -> None:
     feed = tmp_path / "labels.csv"
-    feed.write_text("transaction_id,is_fraud\na,1\nb,maybe\n")
-    with pytest.raises(InputError, match=r"labels.csv:3: is_fraud"):
-        read_labels(feed)
-    empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
-    with pytest.raises(InputError, match="no labels"):
-        read_labels(empty)
+    feed.write_text("transaction_id,is_fraud\na,1\nb,maybe\nc,0\n")
+    parsed = read_labels(feed)
+    assert [str(r)[:17] for r in parsed.rejections] == ["line 3: is_fraud:"]
+    labels = labels_of(parsed)
+    assert [(lab.transaction_id, lab.is_fraud, lab.position) for lab in labels] == [
+        ("a", 1, "line 2"), ("c", 0, "line 4")]
+    assert all(lab.label_time_us == MISSING_TIME for lab in labels)
