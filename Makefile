@@ -28,8 +28,9 @@ lint: venv
 	$(BIN)/ruff check fraud tests scripts
 	$(BIN)/mypy fraud
 
+# Two workers: the e2e tests (mostly waiting on the daemons) on one, the rest on the other.
 test: lint kcl kinesis-local
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=15
 
 unit: venv
 	$(BIN)/pytest tests/unit

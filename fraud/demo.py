@@ -30,9 +30,6 @@ __all__ = ["DemoConfig", "run_demo"]
 
 log = get_logger(__name__)
 DAY_US = 86_400_000_000
-# Short lease timings so that the demo's single worker gets its shards in seconds.
-FAST_LEASES = {"failoverTimeMillis": "3000", "leaseAssignmentIntervalMillis": "1000",
-               "workerMetricsReporterFreqInMillis": "2000"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +128,11 @@ def _consume_day(settings: Settings, config: DemoConfig, work: Path, day: Any,
     from fraud.stream.kinesis import kinesis_client
     from fraud.stream.processor import DEFAULT_HANDLER
     from fraud.stream.producer import encode_batch, plan_batches, put_all
+    from fraud.stream.properties import QUICK_LEASES
 
     launch = prepare_daemon(settings, java=find_java(), jars=ensure_jars(),
                             work_dir=work / "kcl", handler_spec=DEFAULT_HANDLER,
-                            worker_id="demo-worker", overrides=FAST_LEASES)
+                            worker_id="demo-worker", overrides=QUICK_LEASES)
     daemon = DaemonProcess(launch, log_file=work / "daemon.log").start()
     echo(f"consumer started: KCL MultiLangDaemon (pid {daemon.pid}), log {work / 'daemon.log'}")
     stream = unlabelled_stream(day)

@@ -22,6 +22,7 @@ from fraud.errors import ConfigError
 
 __all__ = [
     "DEFAULT_SHUTDOWN_GRACE_MS",
+    "QUICK_LEASES",
     "build_properties",
     "is_local_endpoint",
     "render_properties",
@@ -29,6 +30,21 @@ __all__ = [
 ]
 
 DEFAULT_SHUTDOWN_GRACE_MS = 30_000
+
+# Lease timings for a stack on one machine (the demo, the e2e tests), where a start or a
+# takeover should take seconds, not KCL's production minutes. KCL 3's leader counts a worker
+# alive while its WorkerMetricStats entry is fresher than two reporting periods: 3 s reports
+# make a stopped worker stale in 6 s (with the 30 s default it keeps being handed leases for a
+# minute), yet leave room for a loaded machine's late report (at 2 s the leader's own entry
+# flickers stale under load, and then it has nobody to give leases to). A lease moved by the
+# leader's rebalancing waits at most 5 s for its old owner's checkpoint (default 30 s): an
+# owner that stopped meanwhile never gives it, and redelivery is safe for this processor.
+QUICK_LEASES: Mapping[str, str] = {
+    "failoverTimeMillis": "3000",
+    "leaseAssignmentIntervalMillis": "1000",
+    "workerMetricsReporterFreqInMillis": "3000",
+    "gracefulLeaseHandoffTimeoutMillis": "5000",
+}
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 

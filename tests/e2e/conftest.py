@@ -27,12 +27,15 @@ from tests.conftest import dummy_aws_env
 ROOT = Path(__file__).resolve().parents[2]
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if shutil.which("java") or os.environ.get("JAVA_HOME"):
-        return
+    # Under pytest-xdist (`make test`), every e2e test runs on one worker, one after the
+    # other, while the other worker takes the rest of the suite: the daemons mostly wait
+    # (lease timers, JVM start), and two of them at once on two cores would be the load that
+    # makes lease timings flaky.
+    java = shutil.which("java") or os.environ.get("JAVA_HOME")
     skip = pytest.mark.skip(reason="java not found: the e2e tests run the real KCL daemon")
     for item in items:
         if "e2e" in item.keywords:
-            item.add_marker(skip)
+            item.add_marker(pytest.mark.xdist_group("e2e") if java else skip)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -65,41 +68,49 @@ class LocalStack:
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """moto + kinesis-local through ``fraud.local``, stopped (by pid) at the end."""
-    from fraud.local import LocalError, register, start, stop
+    from fraud.local import register, start, stop
     from fraud.stream.emulator import service_spec
 
     register(service_spec())
     local_dir = tmp_path_factory.mktemp("local")
     try:
-        for attempt in range(3):
-            try:
-                services = {svc.name: svc for svc, _ in start(local_dir, ["moto", "kinesis"])}
-                break
-            except LocalError:
-                # fraud.local reads an empty /proc/PID/cmdline while a fresh child is still
-                # exec'ing as "exited" (reported); a second start() is idempotent.
-                if attempt == 2:
-                    raise
+        services = {svc.name: svc for svc, _ in start(local_dir, ["moto", "kinesis"])}
         yield LocalStack(services["moto"].endpoint, services["kinesis"].endpoint, local_dir)
     finally:
         stop(local_dir)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 240.0,
-              alive: Callable[[], bool] | None = None) -> Any:
+              alive: Callable[[], bool] | None = None,
+              explain: Callable[[], str] | None = None) -> Any:
     """Poll `check` until it returns something truthy; fail with `what` after `timeout`.
 
-    The timeout only guards against a hang; no test asserts anything about speed.
+    The timeout only guards against a hang; no test asserts anything about speed. `explain`
+    adds what the daemons said (e.g. a log's tail) to a failure, for the CI's record.
     """
     deadline = time.monotonic() + timeout
+    failure = ""
     while time.monotonic() < deadline:
         result = check()
         if result:
             return result
         if alive is not None and not alive():
-            pytest.fail(f"the daemon died while waiting for {what}")
+            failure = f"the daemon died while waiting for {what}"
+            break
         time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+    else:
+        failure = f"timed out after {timeout:.0f} s waiting for {what}"
+    pytest.fail(failure + (f"\n{explain()}" if explain is not None else ""))
+
+
+def log_lines(path: Path, *needles: str, last: int = 40) -> str:
+    """The last `last` lines of a daemon log that contain any of `needles`."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        return f"{path}: {exc}"
+    picked = [line for line in lines if any(n in line for n in needles)]
+    return f"{path.name} ({len(lines)} lines), last matching lines:\n" + "\n".join(picked[-last:])
 
 
 @pytest.fixture()

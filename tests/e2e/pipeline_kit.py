@@ -27,7 +27,6 @@ from typing import Any
 from tests.e2e.conftest import ROOT, wait_for
 
 __all__ = [
-    "FAST",
     "PipelineStack",
     "Published",
     "check_exactly_once",
@@ -43,12 +42,6 @@ __all__ = [
     "wait_decided",
 ]
 
-# Short lease timings: a start or a takeover takes seconds here, not minutes. KCL 3's leader
-# counts a worker as alive while its WorkerMetricStats entry is fresher than two reporting
-# periods (default 30 s): with the default, a stopped worker keeps being handed leases for a
-# minute, which then expire and bounce back. 2 s reports make a stopped worker stale in 4 s.
-FAST = {"failoverTimeMillis": "3000", "leaseAssignmentIntervalMillis": "1000",
-        "workerMetricsReporterFreqInMillis": "2000"}
 T0_US = int(datetime(2024, 3, 1, 8, tzinfo=UTC).timestamp() * 1_000_000)
 MINUTE_US = 60_000_000
 
@@ -132,11 +125,12 @@ def start_daemon(settings: Any, jars: Any, work: Path, worker: str, *, log_name:
     from fraud.stream.daemon import DaemonProcess, prepare_daemon
     from fraud.stream.jars import find_java
     from fraud.stream.processor import DEFAULT_HANDLER
+    from fraud.stream.properties import QUICK_LEASES
 
     base = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     launch = prepare_daemon(settings, java=find_java(), jars=jars, work_dir=work / worker,
                             handler_spec=handler or DEFAULT_HANDLER, worker_id=worker,
-                            overrides={**FAST, **(overrides or {})}, base_env=base)
+                            overrides={**QUICK_LEASES, **(overrides or {})}, base_env=base)
     return DaemonProcess(launch, log_file=work / log_name).start()
 
 

@@ -26,13 +26,12 @@ from typing import Any
 
 import pytest
 
+from fraud.stream.properties import QUICK_LEASES
 from tests.e2e.conftest import LocalStack, wait_for
 
 pytestmark = pytest.mark.e2e
 
 HANDLER = "fraud.stream.testing:RecordTableHandler"
-# Short lease times so that a start and a takeover take seconds, not minutes, here.
-FAST = {"failoverTimeMillis": "3000", "leaseAssignmentIntervalMillis": "1000"}
 
 
 def _rows(start: int, count: int) -> list[tuple[str, dict[str, Any]]]:
@@ -92,7 +91,7 @@ def test_daemon_handles_every_record_and_survives_sigkill(
 
     # 1. The daemon stores everything, then its checkpoints reach the last stored records.
     launch = prepare_daemon(settings, java=find_java(), jars=kcl_ready, work_dir=tmp_path / "kcl",
-                            handler_spec=HANDLER, worker_id="worker-a", overrides=FAST)
+                            handler_spec=HANDLER, worker_id="worker-a", overrides=QUICK_LEASES)
     daemon = DaemonProcess(launch, log_file=tmp_path / "daemon-1.log").start()
     try:
         alive = lambda: daemon.poll() is None  # noqa: E731
@@ -120,7 +119,7 @@ def test_daemon_handles_every_record_and_survives_sigkill(
     env = {**os.environ, **settings_environment(settings)}
     args = [sys.executable, "-m", "fraud", "consume", "--handler", HANDLER,
             "--worker-id", "worker-a", "--daemon-log", str(tmp_path / "daemon-2.log")]
-    args += [f"--kcl-property={k}={v}" for k, v in FAST.items()]
+    args += [f"--kcl-property={k}={v}" for k, v in QUICK_LEASES.items()]
     with (tmp_path / "consume.err").open("wb") as err:
         consume = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=err)
     try:
@@ -162,7 +161,7 @@ def test_a_handler_that_keeps_failing_stops_consume_without_checkpoint(
             "--handler", "fraud.stream.testing:FailingHandler", "--worker-id", "worker-f",
             "--daemon-log", str(tmp_path / "daemon.log")]
     # When the child exits, the daemon shuts down gracefully and waits out this grace for it.
-    fast = {**FAST, "shutdownGraceMillis": "3000"}
+    fast = {**QUICK_LEASES, "shutdownGraceMillis": "3000"}
     args += [f"--kcl-property={k}={v}" for k, v in fast.items()]
     proc = subprocess.run(args, env=env, capture_output=True, timeout=300, check=False)
     assert proc.returncode != 0, "fraud consume must fail when its record processor gives up"

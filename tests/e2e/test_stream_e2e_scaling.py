@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import wait_for
+from tests.e2e.conftest import log_lines, wait_for
 from tests.e2e.pipeline_kit import (
     check_exactly_once,
     lease_checkpoints,
@@ -62,9 +62,15 @@ def test_two_workers_share_the_shards_and_one_takes_over_from_the_other(
         assert stop_daemon(workers[leaving]) in (0, 143)
         put_rows(settings, rounds[4])
         survivor = workers[leader]
+        # Bounded by the lease failover, the leader's view of the stopped worker going stale,
+        # and at worst a rebalancing hand-off to the stopping worker timing out (all seconds
+        # with QUICK_LEASES); the long timeout is for a loaded machine.
         wait_for(f"{leader} to take over {sorted(left)}",
                  lambda: set(lease_owners(settings).values()) == {leader},
-                 alive=lambda: survivor.poll() is None)
+                 timeout=420.0, alive=lambda: survivor.poll() is None,
+                 explain=lambda: f"lease owners {lease_owners(settings)}\n" + log_lines(
+                     tmp_path / f"{leader}.log", "activeWorkerMetrics", "Assigning lease",
+                     "No worker available", "expiredOrUnassignedLeases", "leader"))
         wait_decided(settings, rows, "every transaction", alive=lambda: survivor.poll() is None)
         # ...and keeps them: the leader no longer hands leases to the stopped worker.
         assert set(lease_owners(settings).values()) == {leader}
