@@ -96,6 +96,11 @@ def _config(settings: Settings) -> Config:
         read_timeout=10,
         retries={"mode": "standard", "max_attempts": 5},
         max_pool_connections=32,
+        # Every request is built by this project's own code (and tested); botocore's
+        # client-side validation walked each parameter of every call, a large share of the
+        # consumer's CPU per transaction. The service still validates, and errors still
+        # reach `StoreError` with their message.
+        parameter_validation=False,
     )
 
 

@@ -123,10 +123,13 @@ class Dynamo:
         *,
         projection: Mapping[str, Sequence[str]] | None = None,
         consistent: bool = False,
+        raw: bool = False,
     ) -> dict[str, list[dict[str, Any]]]:
         """Items for the given keys of several logical tables, in as few requests as possible.
 
         Duplicate keys are asked once; absent items are simply missing from the result.
+        `raw=True` returns the typed items as DynamoDB sent them (``{"N": "12"}``...), for
+        callers that decode big attributes (Number Sets) faster than the generic codec can.
         """
         pending: list[tuple[str, dict[str, Any]]] = []
         for table, keys in requests.items():
@@ -149,7 +152,7 @@ class Dynamo:
                     names = {f"#p{i}": a for i, a in enumerate(projection[table])}
                     entry["ProjectionExpression"] = ", ".join(names)
                     entry["ExpressionAttributeNames"] = names
-            self._get_until_done(request, by_name, out)
+            self._get_until_done(request, by_name, out, raw)
         return out
 
     def _get_until_done(
@@ -157,6 +160,7 @@ class Dynamo:
         request: dict[str, Any],
         by_name: Mapping[str, str],
         out: dict[str, list[dict[str, Any]]],
+        raw: bool = False,
     ) -> None:
         tables = ",".join(sorted(by_name.values()))
         for attempt in range(self.backoff.attempts + 1):
@@ -164,7 +168,7 @@ class Dynamo:
                 self.backoff.wait(attempt)
             result = self.call("batch_get_item", tables, RequestItems=request)
             for name, items in result.get("Responses", {}).items():
-                out[by_name[name]].extend(from_item(i) for i in items)
+                out[by_name[name]].extend(items if raw else (from_item(i) for i in items))
             request = result.get("UnprocessedKeys") or {}
             if not request:
                 return
@@ -201,15 +205,19 @@ class Dynamo:
         self,
         puts: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
         deletes: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+        *,
+        typed: bool = False,
     ) -> int:
         """Unconditional puts and deletes in requests of 25, retrying unprocessed items.
 
         A key must appear at most once per call (DynamoDB refuses duplicates in one request).
+        `typed=True`: the put items are typed already (e.g. from `marshal.typed_items`).
         Returns the number of requests sent.
         """
         ops: list[tuple[str, dict[str, Any]]] = []
         for table, items in (puts or {}).items():
-            ops.extend((table, {"PutRequest": {"Item": to_item(i)}}) for i in items)
+            ops.extend((table, {"PutRequest": {"Item": i if typed else to_item(i)}})
+                       for i in items)
         for table, keys in (deletes or {}).items():
             ops.extend((table, {"DeleteRequest": {"Key": to_item(k)}}) for k in keys)
         sent = 0

@@ -13,16 +13,31 @@ Layout:
   Writes are ``ADD`` (atomic, idempotent set union) from every shard, sent as Update actions
   of TransactWriteItems, 100 (terminal, day) items per request, since BatchWriteItem cannot
   ADD. Each bucket carries ``expires_at`` (TTL) `retention_days` after its day ends.
-  Reads are BatchGetItem of the day buckets in range; buckets already read are cached and kept
-  current by this worker's own writes. Other shards' events and late labels show up
-  when a cached bucket is re-read: the current and previous day's buckets after `refresh_us`
-  of event time (default 15 min), older buckets (which only late labels still change) after
-  `refresh_closed_us` (default 6 h). A single worker (replay) thus sees exactly what an
-  in-memory store sees (on real DynamoDB pass ``consistent_terminal_reads=True`` for that:
-  an eventually consistent read may miss a write made a moment earlier); several workers see
-  each other's terminal events that much later.
+  One more item per terminal, bucket `MARK_BUCKET` (-1), counts the labels ever added to
+  each day (attribute ``d<day>``), written after the labels themselves.
 
-`drop_cache()` forgets everything; call it when the worker loses a shard lease.
+Terminal buckets are cached in the worker, and the cache policy is what keeps reads far
+below one per transaction. The store keeps an event-time clock (the latest batch time it has
+seen); relative to it:
+
+* a *closed* day (before yesterday) gets no more events, except from a shard lagging more
+  than a day behind this one: its events are read once and kept. (The engine reads terminal
+  windows that end `label_delay_days` before the batch, so in the consumer every bucket it
+  reads is closed: after warm-up, event reads stop.)
+* an *open* day (today, yesterday) is re-read after `refresh_us` of event time (15 min by
+  default), which is how other shards' concurrent ADDs show up; this worker's own ADDs are
+  written through to the cache at once. A single worker (replay, one shard) therefore sees
+  exactly what an in-memory store sees; several workers see each other's open-day events
+  up to `refresh_us` late (a feature window over days tolerates that).
+* labels land on closed days (the label feed, days later). Each terminal's marker item is
+  re-read after `refresh_us`, one key per terminal instead of one per day; a day whose
+  label count moved since its bucket was read is read again. Labels are thus seen at most
+  `refresh_us` of event time after they were written, and nothing else is re-read.
+
+On real DynamoDB pass ``consistent_terminal_reads=True`` for the single-worker exactness
+above (an eventually consistent read may miss a write made a moment earlier).
+
+`drop_cache()` forgets users, buckets and markers; call it when the worker loses a lease.
 """
 
 from __future__ import annotations
@@ -39,15 +54,17 @@ from fraud.errors import StaleWriteError, StoreError
 from fraud.features.store import TerminalSnapshot, UserState, day_bucket
 from fraud.logs import get_logger
 from fraud.store.dynamo import TRANSACT_LIMIT, Dynamo, error_code
-from fraud.store.marshal import number_text, to_item
+from fraud.store.marshal import to_item
 
-__all__ = ["DynamoStateStore", "decode_events", "decode_labels"]
+__all__ = ["MARK_BUCKET", "DynamoStateStore", "decode_events", "decode_labels"]
 
 _log = get_logger(__name__)
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
 ObjArray = npt.NDArray[np.object_]
 _HOUR_US = 3_600_000_000
+_DAY_US = 24 * _HOUR_US
+MARK_BUCKET = -1  # the bucket number of a terminal's label-count marker item
 _LABEL_SCALE = 10**17
 _RETRYABLE_CODES = {"TransactionCanceledException", "TransactionConflictException",
                     "ThrottlingException", "ProvisionedThroughputExceededException"}
@@ -57,8 +74,9 @@ _RETRYABLE_REASONS = {"None", "TransactionConflict", "ThrottlingError",
 
 def decode_events(elements: Iterable[int]) -> npt.NDArray[np.int64]:
     """Rows of (ts_us, hash32) from event Number elements."""
-    rows = [(e >> 32, e & 0xFFFFFFFF) for e in elements]
-    return np.array(rows, dtype=np.int64).reshape(-1, 2)
+    values = list(elements)
+    return np.array([[e >> 32 for e in values], [e & 0xFFFFFFFF for e in values]],
+                    dtype=np.int64).T.reshape(-1, 2)
 
 
 def decode_labels(elements: Iterable[int]) -> npt.NDArray[np.int64]:
@@ -71,18 +89,36 @@ def decode_labels(elements: Iterable[int]) -> npt.NDArray[np.int64]:
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
+_EMPTY2 = np.empty((0, 2), dtype=np.int64)
+_EMPTY3 = np.empty((0, 3), dtype=np.int64)
+
+
 @dataclass(slots=True)
 class _Bucket:
     events: npt.NDArray[np.int64]  # (n, 2) unique rows
     labels: npt.NDArray[np.int64]  # (n, 3) unique rows
-    loaded_at_us: int  # event time (the batch's `until_us`) when read from DynamoDB
+    loaded_at_us: int  # the store's event-time clock when read from DynamoDB
+    closed: bool  # the day was closed when read: its events are final
+    label_mark: int  # the day's label count on the terminal's marker, as of the read
+
+
+@dataclass(slots=True)
+class _Marks:
+    counts: dict[int, int]  # day bucket -> labels ever added to it
+    read_at_us: int
+
+
+def _unique_rows(rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    if len(rows) < 2:
+        return rows
+    unique: npt.NDArray[np.int64] = np.unique(rows, axis=0)
+    return unique
 
 
 def _merge(rows: npt.NDArray[np.int64], more: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     if len(more) == 0:
         return rows
-    merged: npt.NDArray[np.int64] = np.unique(np.concatenate([rows, more]), axis=0)
-    return merged
+    return _unique_rows(np.concatenate([rows, more]))
 
 
 class DynamoStateStore:
@@ -93,28 +129,35 @@ class DynamoStateStore:
         dynamo: Dynamo,
         *,
         refresh_us: int = _HOUR_US // 4,
-        refresh_closed_us: int = 6 * _HOUR_US,
         consistent_terminal_reads: bool = False,
         max_cached_buckets: int = 2_000_000,
         retention_days: int = 120,
     ) -> None:
         self.dynamo = dynamo
         self.refresh_us = refresh_us
-        self.refresh_closed_us = refresh_closed_us
         self.consistent_terminal_reads = consistent_terminal_reads
         self.max_cached_buckets = max_cached_buckets
         self.retention_s = retention_days * 86_400  # TTL: buckets expire this long after
         self._users: dict[str, UserState] = {}
         self._buckets: dict[tuple[str, int], _Bucket] = {}
+        self._marks: dict[str, _Marks] = {}
+        self._now_us = np.iinfo(np.int64).min
 
     def __repr__(self) -> str:
         return (f"DynamoStateStore(prefix={self.dynamo.prefix!r}, cached_users={len(self._users)}, "
                 f"cached_buckets={len(self._buckets)})")
 
+    @property
+    def cached(self) -> dict[str, int]:
+        """How much is cached: users, terminal buckets, terminal markers."""
+        return {"users": len(self._users), "buckets": len(self._buckets),
+                "markers": len(self._marks)}
+
     def drop_cache(self) -> None:
-        """Forget cached users and terminal buckets (on lease loss, or to force re-reads)."""
+        """Forget cached users, terminal buckets and markers (on lease loss, or to re-read)."""
         self._users.clear()
         self._buckets.clear()
+        self._marks.clear()
 
     # -- users ---------------------------------------------------------------------------
 
@@ -212,73 +255,96 @@ class DynamoStateStore:
 
     # -- terminals -----------------------------------------------------------------------
 
+    def _advance(self, now_us: int) -> int:
+        """The store's event-time clock: the latest batch time it has seen (never goes back)."""
+        self._now_us = max(self._now_us, int(now_us))
+        return self._now_us
+
     def load_terminals(
         self, terminal_ids: Sequence[str], since_us: int, until_us: int
     ) -> TerminalSnapshot:
+        now = self._advance(int(until_us))
         first, last = day_bucket(int(since_us)), day_bucket(int(until_us))
-        wanted = [(str(t), b) for t in dict.fromkeys(terminal_ids)
-                  for b in range(first, last + 1)]
-        stale = [k for k in wanted if not self._fresh(k, int(until_us))]
+        terms = [str(t) for t in terminal_ids]
+        distinct = list(dict.fromkeys(terms))
+        due = [t for t in distinct if t not in self._marks
+               or now - self._marks[t].read_at_us >= self.refresh_us]
+        if due:
+            # Markers first, buckets after: a label written between the two reads is then
+            # either in the bucket read or counted by the next marker read, never lost.
+            self._fetch_marks(due, now)
+        days = range(first, last + 1)
+        stale = [(t, b) for t in distinct for b in days if self._bucket_stale(t, b, now)]
+        if len(self._buckets) + len(stale) > self.max_cached_buckets:
+            self._buckets.clear()  # a crude bound on memory: start over with this batch's
+            stale = [(t, b) for t in distinct for b in days]
         if stale:
-            self._fetch(stale, int(until_us))
-        return self._snapshot(terminal_ids, int(since_us), int(until_us), first, last)
+            self._fetch(stale, now)
+        return self._snapshot(terms, int(since_us), int(until_us), first, last)
 
-    def _fresh(self, key: tuple[str, int], now_us: int) -> bool:
-        bucket = self._buckets.get(key)
+    def _bucket_stale(self, terminal_id: str, day: int, now_us: int) -> bool:
+        bucket = self._buckets.get((terminal_id, day))
         if bucket is None:
-            return False
-        closed = key[1] < day_bucket(now_us) - 1
-        limit = self.refresh_closed_us if closed else self.refresh_us
-        return now_us - bucket.loaded_at_us < limit
+            return True
+        if bucket.label_mark != self._marks[terminal_id].counts.get(day, 0):
+            return True  # somebody added labels to this day since we read it
+        return not bucket.closed and now_us - bucket.loaded_at_us >= self.refresh_us
+
+    def _fetch_marks(self, terminal_ids: Sequence[str], now_us: int) -> None:
+        got = self.dynamo.batch_get(
+            {"TerminalProfiles": [{"terminal_id": t, "bucket": MARK_BUCKET}
+                                  for t in terminal_ids]},
+            consistent=self.consistent_terminal_reads, raw=True,
+        )["TerminalProfiles"]
+        for t in terminal_ids:
+            self._marks[t] = _Marks({}, now_us)
+        for item in got:
+            counts = {int(name[1:]): int(value["N"]) for name, value in item.items()
+                      if name.startswith("d") and name[1:].isdigit()}
+            self._marks[str(item["terminal_id"]["S"])] = _Marks(counts, now_us)
 
     def _fetch(self, keys: Sequence[tuple[str, int]], now_us: int) -> None:
-        if len(self._buckets) + len(keys) > self.max_cached_buckets:
-            self._buckets.clear()  # crude bound on memory; the next batches re-read
         got = self.dynamo.batch_get(
             {"TerminalProfiles": [{"terminal_id": t, "bucket": b} for t, b in keys]},
-            consistent=self.consistent_terminal_reads,
+            consistent=self.consistent_terminal_reads, raw=True,
         )["TerminalProfiles"]
-        empty2 = np.empty((0, 2), dtype=np.int64)
-        empty3 = np.empty((0, 3), dtype=np.int64)
-        for key in keys:
-            self._buckets[key] = _Bucket(empty2, empty3, now_us)
+        open_from = day_bucket(now_us) - 1
+        for t, b in keys:
+            self._buckets[(t, b)] = _Bucket(_EMPTY2, _EMPTY3, now_us, b < open_from,
+                                            self._marks[t].counts.get(b, 0))
         for item in got:
-            key = (str(item["terminal_id"]), int(item["bucket"]))
-            self._buckets[key] = _Bucket(
-                np.unique(decode_events(item.get("events", ())), axis=0),
-                np.unique(decode_labels(item.get("frauds", ())), axis=0),
-                now_us,
-            )
+            key = (str(item["terminal_id"]["S"]), int(item["bucket"]["N"]))
+            bucket = self._buckets[key]
+            if "events" in item:
+                bucket.events = _unique_rows(decode_events(map(int, item["events"]["NS"])))
+            if "frauds" in item:
+                bucket.labels = _unique_rows(decode_labels(map(int, item["frauds"]["NS"])))
 
     def _snapshot(self, terminal_ids: Sequence[str], since_us: int, until_us: int,
                   first: int, last: int) -> TerminalSnapshot:
-        ev_t: list[I64] = []
         ev: list[npt.NDArray[np.int64]] = []
-        fr_t: list[I64] = []
+        ev_at: list[int] = []
         fr: list[npt.NDArray[np.int64]] = []
+        fr_at: list[int] = []
+        get = self._buckets.get
         for index, terminal_id in enumerate(terminal_ids):
             for b in range(first, last + 1):
-                bucket = self._buckets.get((str(terminal_id), b))
+                bucket = get((terminal_id, b))
                 if bucket is None:
                     continue
-                rows = bucket.events
-                rows = rows[(rows[:, 0] >= since_us) & (rows[:, 0] <= until_us)]
-                if len(rows):
-                    ev.append(rows)
-                    ev_t.append(np.full(len(rows), index, dtype=np.int64))
-                lab = bucket.labels
-                lab = lab[(lab[:, 0] >= since_us) & (lab[:, 0] <= until_us)]
-                if len(lab):
-                    fr.append(lab)
-                    fr_t.append(np.full(len(lab), index, dtype=np.int64))
-        events = np.concatenate(ev) if ev else np.empty((0, 2), dtype=np.int64)
-        labels = np.concatenate(fr) if fr else np.empty((0, 3), dtype=np.int64)
-        empty = np.empty(0, dtype=np.int64)
+                if len(bucket.events):
+                    ev.append(bucket.events)
+                    ev_at.append(index)
+                if len(bucket.labels):
+                    fr.append(bucket.labels)
+                    fr_at.append(index)
+        events, ev_t = _gather(ev, ev_at, 2, since_us, until_us)
+        labels, fr_t = _gather(fr, fr_at, 3, since_us, until_us)
         return TerminalSnapshot(
-            np.concatenate(ev_t) if ev_t else empty,
+            ev_t,
             np.ascontiguousarray(events[:, 0]),
             events[:, 1].astype(np.uint64),
-            np.concatenate(fr_t) if fr_t else empty,
+            fr_t,
             np.ascontiguousarray(labels[:, 0]),
             labels[:, 1].astype(np.uint64),
             np.ascontiguousarray(labels[:, 2]),
@@ -286,77 +352,129 @@ class DynamoStateStore:
 
     def add_terminal_events(self, terminal_ids: ObjArray, ts_us: I64, tx_hash: U64) -> None:
         ts = np.asarray(ts_us, dtype=np.int64)
+        if not len(ts):
+            return
         h32 = (np.asarray(tx_hash, dtype=np.uint64) & np.uint64(0xFFFFFFFF)).astype(np.int64)
         rows = np.column_stack([ts, h32])
-        elements = [(int(t) << 32) + int(h) for t, h in rows]
-        self._add("events", terminal_ids, ts, rows, elements)
+        elements = [(t << 32) + h for t, h in zip(ts.tolist(), h32.tolist(), strict=True)]
+        groups = _group(terminal_ids, ts)
+        self._transact("events", [
+            self._bucket_add("events", key, {elements[i] for i in idx})
+            for key, idx in groups.items()])
+        for key, idx in groups.items():  # write-through: keep cached buckets current
+            bucket = self._buckets.get(key)
+            if bucket is not None:
+                bucket.events = _merge(bucket.events, rows[idx])
+        self._advance(int(ts.max()))
 
     def apply_labels(
         self, terminal_ids: ObjArray, ts_us: I64, tx_hash: U64, label_time_us: I64
     ) -> None:
         ts = np.asarray(ts_us, dtype=np.int64)
+        if not len(ts):
+            return
         h16 = (np.asarray(tx_hash, dtype=np.uint64) & np.uint64(0xFFFF)).astype(np.int64)
         lt = np.asarray(label_time_us, dtype=np.int64)
         delay = np.clip(lt - ts, 0, _LABEL_SCALE - 1)
         # The stored label time is what the element can carry (delay clamped), as in memory.
         rows = np.column_stack([ts, h16, ts + delay])
-        elements = [((int(t) << 16) + int(h)) * _LABEL_SCALE + int(d)
-                    for t, h, d in zip(ts, h16, delay, strict=True)]
-        self._add("frauds", terminal_ids, ts, rows, elements)
-
-    def _add(self, attribute: str, terminal_ids: ObjArray, ts: I64,
-             rows: npt.NDArray[np.int64], elements: Sequence[int]) -> None:
-        groups: dict[tuple[str, int], list[int]] = {}
-        for i, terminal_id in enumerate(terminal_ids):
-            groups.setdefault((str(terminal_id), day_bucket(int(ts[i]))), []).append(i)
-        keys = list(groups)
-        for start in range(0, len(keys), TRANSACT_LIMIT):
-            chunk = keys[start:start + TRANSACT_LIMIT]
-            self._transact_add(attribute, [(k, {elements[i] for i in groups[k]})
-                                           for k in chunk])
-        for key, idx in groups.items():  # write-through: keep cached buckets current
-            bucket = self._buckets.get(key)
-            if bucket is None:
+        elements = [((t << 16) + h) * _LABEL_SCALE + d
+                    for t, h, d in zip(ts.tolist(), h16.tolist(), delay.tolist(), strict=True)]
+        groups = _group(terminal_ids, ts)
+        added = {key: {elements[i] for i in idx} for key, idx in groups.items()}
+        self._transact("frauds", [self._bucket_add("frauds", key, elems)
+                                  for key, elems in added.items()])
+        # Only once the labels are durable, count them on each terminal's marker (readers
+        # re-read a day whose count moved; see the module doc).
+        per_terminal: dict[str, dict[int, int]] = {}
+        for (t, b), elems in added.items():
+            per_terminal.setdefault(t, {})[b] = len(elems)
+        self._transact("label marks", [self._mark_add(t, days)
+                                       for t, days in per_terminal.items()])
+        for (t, b), idx in groups.items():  # write-through, marker counts included
+            marks = self._marks.get(t)
+            if marks is None:
                 continue
-            if attribute == "events":
-                bucket.events = _merge(bucket.events, rows[idx])
-            else:
+            old = marks.counts.get(b, 0)
+            marks.counts[b] = old + len(added[(t, b)])
+            bucket = self._buckets.get((t, b))
+            if bucket is not None:
                 bucket.labels = _merge(bucket.labels, rows[idx])
+                if bucket.label_mark == old:
+                    bucket.label_mark = marks.counts[b]
 
-    def _transact_add(self, attribute: str,
-                      updates: Sequence[tuple[tuple[str, int], set[int]]]) -> None:
-        items = [
-            {"Update": {
-                "TableName": self.dynamo.name("TerminalProfiles"),
-                "Key": to_item({"terminal_id": t, "bucket": b}),
-                "UpdateExpression": "ADD #a :e SET expires_at = :x",
-                "ExpressionAttributeNames": {"#a": attribute},
-                "ExpressionAttributeValues": {
-                    ":e": {"NS": [number_text(e) for e in elems]},
-                    ":x": {"N": str((b + 1) * 86_400 + self.retention_s)},
-                },
-            }}
-            for (t, b), elems in updates
-        ]
+    def _bucket_add(self, attribute: str, key: tuple[str, int], elems: set[int]
+                    ) -> dict[str, Any]:
+        t, b = key
+        return {"Update": {
+            "TableName": self.dynamo.name("TerminalProfiles"),
+            "Key": {"terminal_id": {"S": t}, "bucket": {"N": str(b)}},
+            "UpdateExpression": "ADD #a :e SET expires_at = :x",
+            "ExpressionAttributeNames": {"#a": attribute},
+            "ExpressionAttributeValues": {
+                ":e": {"NS": [str(e) for e in elems]},
+                ":x": {"N": str((b + 1) * 86_400 + self.retention_s)},
+            },
+        }}
+
+    def _mark_add(self, terminal_id: str, days: Mapping[int, int]) -> dict[str, Any]:
+        adds = ", ".join(f"#d{j} :d{j}" for j in range(len(days)))
+        values: dict[str, Any] = {f":d{j}": {"N": str(n)} for j, n in enumerate(days.values())}
+        values[":x"] = {"N": str((max(days) + 1) * 86_400 + self.retention_s)}
+        return {"Update": {
+            "TableName": self.dynamo.name("TerminalProfiles"),
+            "Key": {"terminal_id": {"S": terminal_id}, "bucket": {"N": str(MARK_BUCKET)}},
+            "UpdateExpression": f"ADD {adds} SET expires_at = :x",
+            "ExpressionAttributeNames": {f"#d{j}": f"d{b}" for j, b in enumerate(days)},
+            "ExpressionAttributeValues": values,
+        }}
+
+    def _transact(self, what: str, items: Sequence[dict[str, Any]]) -> None:
+        for start in range(0, len(items), TRANSACT_LIMIT):
+            self._transact_chunk(what, items[start:start + TRANSACT_LIMIT])
+
+    def _transact_chunk(self, what: str, items: Sequence[dict[str, Any]]) -> None:
         backoff = self.dynamo.backoff
         for attempt in range(backoff.attempts + 1):
             if attempt:
                 backoff.wait(attempt)
             try:
-                self.dynamo.client.transact_write_items(TransactItems=items)
+                self.dynamo.client.transact_write_items(TransactItems=list(items))
                 return
             except ClientError as exc:
-                # Set union is idempotent, so re-sending after a conflict or throttle is safe.
+                # ADD is idempotent for sets, so re-sending after a conflict or throttle is
+                # safe; a marker counter may count a retried label twice, which only costs
+                # readers one extra re-read.
                 reasons = {str(r.get("Code")) for r in exc.response.get("CancellationReasons")
                            or []} - _RETRYABLE_REASONS
                 if reasons or error_code(exc) not in _RETRYABLE_CODES:
                     raise StoreError(
-                        f"DynamoDB transact_write_items on TerminalProfiles ({attribute}): "
+                        f"DynamoDB transact_write_items on TerminalProfiles ({what}): "
                         f"{error_code(exc)}: {sorted(reasons)}: {exc}"
                     ) from exc
                 _log.debug("terminal.add_retry", attempt=attempt, code=error_code(exc))
-        raise StoreError(f"DynamoDB transact_write_items on TerminalProfiles ({attribute}): "
+        raise StoreError(f"DynamoDB transact_write_items on TerminalProfiles ({what}): "
                          f"still conflicting after {backoff.attempts} retries")
+
+
+def _group(terminal_ids: ObjArray, ts: I64) -> dict[tuple[str, int], list[int]]:
+    """Row indices per (terminal, day bucket)."""
+    groups: dict[tuple[str, int], list[int]] = {}
+    days = (ts // _DAY_US).tolist()
+    for i, (terminal_id, day) in enumerate(zip(terminal_ids.tolist(), days, strict=True)):
+        groups.setdefault((str(terminal_id), day), []).append(i)
+    return groups
+
+
+def _gather(parts: list[npt.NDArray[np.int64]], owners: list[int], width: int,
+            since_us: int, until_us: int) -> tuple[npt.NDArray[np.int64], I64]:
+    """Cached rows of many buckets as one array (and each row's terminal index), in range."""
+    if not parts:
+        return np.empty((0, width), dtype=np.int64), np.empty(0, dtype=np.int64)
+    rows = np.concatenate(parts)
+    index = np.repeat(np.asarray(owners, dtype=np.int64), [len(p) for p in parts])
+    keep = (rows[:, 0] >= since_us) & (rows[:, 0] <= until_us)
+    return rows[keep], index[keep]
 
 
 def _with_version(state: UserState, version: int) -> UserState:

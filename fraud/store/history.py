@@ -4,21 +4,23 @@ Items are keyed (user_id, ``sk``) with ``sk = <ts_us zero-padded to 20 digits>#<
 so a user's history sorts by time and two transactions at the same microsecond stay apart.
 ``expires_at`` (seconds) lets DynamoDB's TTL drop old history. Writes are unconditional
 BatchWriteItem puts (25 per request): the key is deterministic, so a redelivered transaction
-rewrites the same item rather than adding one.
+rewrites the same item rather than adding one. Items are marshalled column by column
+(`fraud.store.marshal.number_column`), not value by value: this is the consumer's biggest
+write, one item per transaction.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from fraud.logs import get_logger
 from fraud.schema.batch import TransactionBatch
 from fraud.store.dynamo import Dynamo
+from fraud.store.marshal import TypedColumn, number_column, string_column, typed_items
 
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
@@ -30,6 +32,7 @@ __all__ = [
 
 DEFAULT_RETENTION_DAYS = 400
 _US = 1_000_000
+_log = get_logger(__name__)
 
 
 def history_sort_key(ts_us: int, transaction_id: str) -> str:
@@ -69,33 +72,40 @@ def write_history(
 
     Duplicate transaction ids within the batch are written once (the last row wins).
     """
-    items: dict[tuple[str, str], dict[str, Any]] = {}
-    ttl = int(retention_days * 86_400)
-    for i in range(len(batch)):
-        ts = int(batch.timestamp_us[i])
-        tx = str(batch.transaction_id[i])
-        item: dict[str, Any] = {
-            "user_id": str(batch.user_id[i]), "sk": history_sort_key(ts, tx),
-            "transaction_id": tx, "ts": ts, "terminal_id": str(batch.terminal_id[i]),
-            "amount": float(batch.amount[i]), "expires_at": ts // _US + ttl,
-        }
-        if effective_time_us is not None and int(effective_time_us[i]) != ts:
-            item["eff_ts"] = int(effective_time_us[i])
-        for name in ("currency", "device_id", "session_id", "channel", "game_id"):
-            value = str(getattr(batch, name)[i])
-            if value:
-                item[name] = value
-        lat, lon = float(batch.lat[i]), float(batch.lon[i])
-        if math.isfinite(lat) and math.isfinite(lon):
-            item["lat"], item["lon"] = lat, lon
-        if scores is not None and math.isfinite(float(scores[i])):
-            item["score"] = float(scores[i])
-        if actions is not None and actions[i]:
-            item["action"] = str(actions[i])
-        for name, column in (numbers or {}).items():
-            item[name] = int(column[i])
-        items[(item["user_id"], item["sk"])] = item
-    return dynamo.batch_write(puts={"TransactionHistory": list(items.values())})
+    n = len(batch)
+    ts = np.asarray(batch.timestamp_us, dtype=np.int64)
+    tx = batch.transaction_id.tolist()
+    users = batch.user_id.tolist()
+    keys = [history_sort_key(t, x) for t, x in zip(ts.tolist(), tx, strict=True)]
+    columns: dict[str, TypedColumn] = {
+        "user_id": string_column(users, required=True),
+        "sk": string_column(keys, required=True),
+        "transaction_id": string_column(tx, required=True),
+        "ts": number_column(ts),
+        "terminal_id": string_column(batch.terminal_id, required=True),
+        "amount": number_column(np.asarray(batch.amount, dtype=np.float64)),
+        "expires_at": number_column(ts // _US + int(retention_days * 86_400)),
+    }
+    if effective_time_us is not None:
+        eff = np.asarray(effective_time_us, dtype=np.int64)
+        columns["eff_ts"] = [a if moved else None for a, moved in
+                             zip(number_column(eff), (eff != ts).tolist(), strict=True)]
+    for name in ("currency", "device_id", "session_id", "channel", "game_id"):
+        columns[name] = string_column(getattr(batch, name))
+    located = np.isfinite(batch.lat) & np.isfinite(batch.lon)
+    columns["lat"] = number_column(np.where(located, batch.lat, np.nan))
+    columns["lon"] = number_column(np.where(located, batch.lon, np.nan))
+    if scores is not None:
+        columns["score"] = number_column(np.asarray(scores, dtype=np.float64))
+    if actions is not None:
+        columns["action"] = string_column([str(a) if a else "" for a in actions])
+    for name, column in (numbers or {}).items():
+        columns[name] = number_column(np.asarray(column, dtype=np.int64))
+    # Duplicate transactions within the batch: the last row wins (one put per key).
+    items = dict(zip(zip(users, keys, strict=True), typed_items(columns), strict=True))
+    if len(items) < n:
+        _log.debug("history.duplicates", rows=n, items=len(items))
+    return dynamo.batch_write(puts={"TransactionHistory": list(items.values())}, typed=True)
 
 
 def find_transactions(dynamo: Dynamo, transaction_ids: Sequence[str]) -> dict[str, HistoryRef]:

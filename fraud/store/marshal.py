@@ -13,12 +13,25 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-__all__ = ["from_attr", "from_item", "number_text", "to_attr", "to_item"]
+__all__ = [
+    "TypedColumn",
+    "from_attr",
+    "from_item",
+    "number_column",
+    "number_text",
+    "string_column",
+    "to_attr",
+    "to_item",
+    "typed_items",
+]
+
+TypedColumn = list[dict[str, Any] | None]
 
 
 def number_text(value: Any) -> str:
@@ -101,3 +114,57 @@ def from_attr(attr: Mapping[str, Any]) -> Any:
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     """A plain mapping from a typed item."""
     return {name: from_attr(attr) for name, attr in item.items()}
+
+
+# -- whole columns at once ------------------------------------------------------------------
+# A batch's items (e.g. 10,000 history rows) marshalled value by value cost more CPU than the
+# rest of the write; these convert a column's numbers to text in one NumPy call instead.
+
+
+def number_column(values: npt.ArrayLike) -> TypedColumn:
+    """Typed ``N`` attributes of a numeric column; None where the value is NaN or infinite.
+
+    The same text as `number_text` (integral floats below 2**53 without a fraction).
+
+    >>> number_column(np.array([3.0, 2.5, np.nan]))
+    [{'N': '3'}, {'N': '2.5'}, None]
+    >>> number_column(np.array([7, -1], dtype=np.int64))
+    [{'N': '7'}, {'N': '-1'}]
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        return [{"N": t} for t in arr.astype(np.int64).astype(str).tolist()]
+    if arr.dtype.kind not in "f":
+        raise TypeError(f"not a numeric column: dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    finite = np.isfinite(arr)
+    safe = np.where(finite, arr, 0.0)
+    integral = (safe == np.trunc(safe)) & (np.abs(safe) < 2.0**53)
+    texts = np.where(integral, np.where(integral, safe, 0.0).astype(np.int64).astype(str),
+                     safe.astype(str))
+    return [{"N": t} if ok else None
+            for t, ok in zip(texts.tolist(), finite.tolist(), strict=True)]
+
+
+def string_column(values: Sequence[Any] | npt.NDArray[np.object_],
+                  *, required: bool = False) -> TypedColumn:
+    """Typed ``S`` attributes of a string column; None for "" unless `required`.
+
+    >>> string_column(np.array(["a", ""], dtype=object))
+    [{'S': 'a'}, None]
+    """
+    texts = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    if required:
+        return [{"S": str(t)} for t in texts]
+    return [{"S": str(t)} if t else None for t in texts]
+
+
+def typed_items(columns: Mapping[str, TypedColumn]) -> list[dict[str, Any]]:
+    """Rows of typed items from equally long typed columns (None leaves the attribute out).
+
+    >>> typed_items({"k": string_column(["a", "b"]), "n": number_column([1.5, np.nan])})
+    [{'k': {'S': 'a'}, 'n': {'N': '1.5'}}, {'k': {'S': 'b'}}]
+    """
+    names = list(columns)
+    return [{k: v for k, v in zip(names, row, strict=True) if v is not None}
+            for row in zip(*columns.values(), strict=True)]

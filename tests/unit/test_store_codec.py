@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 from fraud.features.store import event_element, label_element
 from fraud.store import Backoff
 from fraud.store.feature_store import decode_events, decode_labels
-from fraud.store.marshal import from_item, to_attr, to_item
+from fraud.store.marshal import (
+    from_item,
+    number_column,
+    number_text,
+    string_column,
+    to_attr,
+    to_item,
+    typed_items,
+)
 from fraud.store.tables import TABLES, table_spec
 from fraud.store.usecases.leaderboard import score_key
 
@@ -89,3 +97,23 @@ def test_backoff_is_full_jitter_capped_and_injectable() -> None:
     bounds = [min(1.0, 0.1 * 2 ** (a - 1)) for a in range(1, 12)]
     assert all(0 <= s <= b for s, b in zip(sleeps, bounds, strict=True))
     assert len(set(sleeps)) == len(sleeps)  # jittered, not a fixed schedule
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), max_size=20))
+def test_number_column_is_number_text_column_wise(values: list[float]) -> None:
+    got = number_column(np.array(values, dtype=np.float64))
+    want = [{"N": number_text(v)} if math.isfinite(v) else None for v in values]
+    # The same number (DynamoDB compares numbers, not their text), absent where not finite.
+    assert [g if g is None else float(g["N"]) for g in got] == \
+        [w if w is None else float(w["N"]) for w in want]
+    assert all(g is None or "." not in g["N"] or not float(g["N"]).is_integer()
+               or abs(float(g["N"])) >= 2**53 for g in got)
+
+
+def test_typed_items_leave_missing_attributes_out() -> None:
+    items = typed_items({"id": string_column(["a", "b"], required=True),
+                         "device": string_column(np.array(["", "d1"], dtype=object)),
+                         "n": number_column(np.array([1, 2], dtype=np.int64))})
+    assert [from_item(i) for i in items] == [{"id": "a", "n": 1},
+                                            {"id": "b", "device": "d1", "n": 2}]
