@@ -17,11 +17,14 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from fraud.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fraud.schema.columns import ColumnMap
 
 __all__ = ["SETTINGS", "Setting", "Settings", "build_settings", "settings_options"]
 
@@ -45,6 +48,7 @@ class Settings:
     rules_path: str = "rules/default.yaml"
     rules_reload_seconds: float = 10.0
     label_delay_days: float = 7.0
+    payload_columns: ColumnMap | None = None
     history_k: int = 256
     initial_position: str = "TRIM_HORIZON"
     scorer: str = "local"
@@ -104,6 +108,18 @@ def _url(text: str) -> str | None:
     return text
 
 
+def _column_map(text: str) -> ColumnMap | None:
+    from fraud.errors import InputError
+    from fraud.schema.columns import ColumnMap
+
+    if not text.strip():
+        return None
+    try:
+        return ColumnMap.parse(text)
+    except InputError as exc:
+        raise ValueError(str(exc).removeprefix("--columns: ")) from exc
+
+
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Settings)}
 
 SETTINGS: tuple[Setting, ...] = (
@@ -130,6 +146,9 @@ SETTINGS: tuple[Setting, ...] = (
             "How often the consumer checks the rules file for changes (0 disables)."),
     Setting("label_delay_days", "FRAUD_LABEL_DELAY_DAYS", _positive_float,
             "Days after a transaction when its label is known, when it has no label_time."),
+    Setting("payload_columns", "FRAUD_PAYLOAD_COLUMNS", _column_map,
+            "Field names in the stream's JSON records when they are not the canonical ones, "
+            "e.g. user_id=CUSTOMER_ID,timestamp=TX_DATETIME,amount=TX_AMOUNT."),
     Setting("history_k", "FRAUD_HISTORY_K", _positive_int,
             "Recent events kept per customer in the feature state."),
     Setting("initial_position", "FRAUD_INITIAL_POSITION", str,

@@ -34,8 +34,8 @@ log = get_logger(__name__)
 @click.option("--daemon-log", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="File for the JVM's own log [default: stderr].")
 @settings_options("stream_name", "application_name", "region", "endpoint_url",
-                  "kinesis_endpoint_url", "initial_position", "table_prefix", "local_dir",
-                  "log_level")
+                  "kinesis_endpoint_url", "initial_position", "table_prefix", "payload_columns",
+                  "local_dir", "log_level")
 def command(handler: str | None, jar_dir: Path | None, worker_id: str | None,
             kcl_properties: tuple[str, ...], daemon_log: Path | None, **flags: Any) -> None:
     """Consume the stream: the daemon leases shards, our processor decides each record.

@@ -82,6 +82,32 @@ def test_good_records_are_decided_and_bad_ones_dead_lettered(aws: dict[str, Any]
     assert handler.durable_position("shardId-0") == (records[-1].sequence_number, None)
 
 
+def test_payload_columns_map_another_producers_field_names(aws: dict[str, Any]) -> None:
+    from fraud.config import build_settings
+    from fraud.store.dynamo import Dynamo
+    from fraud.store.tables import create_tables
+    from fraud.stream.handler import PipelineHandler
+
+    mapping = "transaction_id=TRANSACTION_ID,timestamp=TX_DATETIME,user_id=CUSTOMER_ID," \
+              "terminal_id=TERMINAL_ID,amount=TX_AMOUNT"
+    columns = build_settings({}, environ={"FRAUD_PAYLOAD_COLUMNS": mapping}).payload_columns
+    create_tables(Dynamo(aws["dynamodb"], prefix="t-"))
+    aws["kinesis"].create_stream(StreamName="decisions", ShardCount=1)
+    handler = PipelineHandler(replace(_settings(False), payload_columns=columns), clients=aws,
+                              clock=lambda: 1_709_294_400.0)
+    foreign = [{"TRANSACTION_ID": i, "TX_DATETIME": "2024-03-01 11:59:0" + str(i),
+                "CUSTOMER_ID": 596, "TERMINAL_ID": 3156, "TX_AMOUNT": 57.16} for i in range(3)]
+    records = [_record(i, json.dumps(r).encode()) for i, r in enumerate(foreign)]
+    records.append(_record(3, _tx(3)))  # canonical names are not what this stream speaks
+    handler.handle("shardId-0", records)
+
+    history = _scan(aws["dynamodb"], "t-TransactionHistory")
+    assert sorted(i["transaction_id"]["S"] for i in history) == ["0", "1", "2"]
+    assert {i["user_id"]["S"] for i in history} == {"596"}
+    (letter,) = _scan(aws["dynamodb"], "t-DeadLetters")
+    assert "transaction_id: missing required field" in letter["error"]["S"]
+
+
 def test_redelivery_repeats_no_effect(aws: dict[str, Any]) -> None:
     handler = _handler(aws)
     # A huge amount on a new card: the default rules act on it.
@@ -94,6 +120,29 @@ def test_redelivery_repeats_no_effect(aws: dict[str, Any]) -> None:
     assert _scan(aws["dynamodb"], "t-Decisions") == decisions
     again = {i["user_id"]["S"]: i for i in _scan(aws["dynamodb"], "t-UserProfiles")}
     assert {i["user_id"]["S"]: i for i in profiles} == again
+
+
+def test_lease_lost_drops_every_cached_state(aws: dict[str, Any]) -> None:
+    handler = _handler(aws)
+    handler.handle("shardId-0", [_record(i, _tx(i)) for i in range(6)])
+    assert all(n > 0 for n in handler.store.cached.values())  # users, buckets, markers
+    handler.on_lease_lost("shardId-0")
+    assert handler.store.cached == {"users": 0, "buckets": 0, "markers": 0}
+    # The next batch reads state again instead of trusting what another worker may change.
+    handler.counter.reset()
+    handler.handle("shardId-0", [_record(10 + i, _tx(10 + i)) for i in range(6)])
+    assert handler.counter.snapshot()["dynamodb.BatchGetItem"] >= 2  # users and terminals
+    assert handler.store.cached["users"] == 4
+
+
+def test_a_batch_logs_its_own_cpu_and_requests(aws: dict[str, Any],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    handler = _handler(aws)
+    handler.handle("shardId-0", [_record(i, _tx(i)) for i in range(6)])
+    (event,) = [json.loads(line) for line in capsys.readouterr().err.splitlines()
+                if '"batch_decided"' in line]
+    assert event["dynamodb_requests"] == handler.counter.total("dynamodb") > 0
+    assert event["cpu_seconds"] > 0
 
 
 def test_checkpoint_waits_for_the_archive(aws: dict[str, Any]) -> None:
