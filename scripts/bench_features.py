@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     def ours() -> dict[str, Any]:
         engine = FeatureEngine(config)
         kernel_wall = kernel_cpu = float("inf")
+        split = {"user_kernel": float("inf"), "terminal_kernel": float("inf")}
 
         def run() -> Any:
             nonlocal kernel_wall, kernel_cpu
@@ -189,12 +190,15 @@ def main(argv: list[str] | None = None) -> int:
                 engine_module.time = saved
             kernel_cpu = min(kernel_cpu, engine.timings["user_kernel"]
                              + engine.timings["terminal_kernel"])
+            for name, best in split.items():
+                split[name] = min(best, engine.timings[name])
 
         compute_features(batch.take(np.arange(min(n, 1000))), config)
         wall, cpu, matrix = timed(run, args.repeat)
         timed(run_cpu_clock, args.repeat)
         whole_wall, whole_cpu, _ = timed(lambda: compute_features(batch, config), 1)
         return {"wall": wall, "cpu": cpu, "kernel_wall": kernel_wall, "kernel_cpu": kernel_cpu,
+                "split_cpu": split,
                 "whole_wall": whole_wall, "whole_cpu": whole_cpu,
                 "values": {name: matrix.column(name).copy() for name in WINDOWED}}
 
@@ -271,6 +275,9 @@ def report(args: argparse.Namespace, n: int, mine: dict[str, Any], stream: dict[
         f"**{theirs['cpu'] / mine['kernel_cpu']:.0f}x**; wall time, kernels: "
         f"**{theirs['wall'] / mine['kernel_wall']:.0f}x**; every feature end to end, CPU: "
         f"**{theirs['cpu'] / mine['cpu']:.0f}x**, wall: **{theirs['wall'] / mine['wall']:.0f}x**.",
+        f"Kernels' CPU time, each the best of {args.repeat}: `user_kernel` "
+        f"{mine['split_cpu']['user_kernel']:.3f} s, `terminal_kernel` "
+        f"{mine['split_cpu']['terminal_kernel']:.3f} s.",
         f"pandas and ours agree on all 12 windowed features (max relative difference "
         f"{worst:.1e}). Peak RSS includes the generated input held before forking "
         f"({base_mb:.0f} MB).",

@@ -20,6 +20,7 @@ __all__ = [
     "DAY_US",
     "FEATURE_ENGINE_VERSION",
     "FEATURE_NAMES",
+    "MAX_WINDOW_CAP",
     "NEUTRAL_VALUES",
     "SUPPORT_FEATURES",
     "USER_WINDOWS_DAYS",
@@ -30,6 +31,7 @@ __all__ = [
 
 FEATURE_ENGINE_VERSION = "1"
 DAY_US = 86_400_000_000
+MAX_WINDOW_CAP = 1 << 22
 USER_WINDOWS_DAYS = (1, 7, 30)
 
 _WINDOWED = (
@@ -100,8 +102,11 @@ class FeatureConfig:
             )
         if self.history_k < 1:
             raise ConfigError(f"history_k: expected an integer >= 1, got {self.history_k!r}")
-        if self.window_cap < 1:
-            raise ConfigError(f"window_cap: expected an integer >= 1, got {self.window_cap!r}")
+        # Window sums are exact 128-bit fixed-point integers (docs/features.md); they stay
+        # below 2**63 units while a window holds fewer than 2**23 amounts under 2**40.
+        if not 1 <= self.window_cap <= MAX_WINDOW_CAP:
+            raise ConfigError(f"window_cap: expected an integer from 1 to {MAX_WINDOW_CAP}, "
+                              f"got {self.window_cap!r}")
 
     @property
     def state_events(self) -> int:

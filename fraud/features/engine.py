@@ -217,13 +217,12 @@ class FeatureEngine:
             "ts": np.empty(m, dtype=np.int64), "amount": np.empty(m, dtype=np.float64),
             "terminal": np.empty(m, dtype=np.uint64), "device": np.empty(m, dtype=np.uint64),
             "lat": np.full(m, np.nan), "lon": np.full(m, np.nan),
-            "out_row": np.full(m, -1, dtype=np.int64), "tx": np.zeros(m, dtype=np.uint64),
+            "tx": np.zeros(m, dtype=np.uint64),
         }
         for name, src in (("ts", batch.timestamp_us), ("amount", batch.amount),
                           ("terminal", term_hash), ("device", dev_hash), ("lat", batch.lat),
                           ("lon", batch.lon)):
             combined[name][batch_pos] = src
-        combined["out_row"][batch_pos] = np.arange(n, dtype=np.int64)
         agg_count = np.zeros(n_users, dtype=np.int64)
         agg_sum = np.zeros(n_users, dtype=np.float64)
         agg_loc = np.zeros(n_users, dtype=np.int64)
@@ -244,15 +243,18 @@ class FeatureEngine:
             agg_lat[present] = [state.lat_sum for state in known]
             agg_lon[present] = [state.lon_sum for state in known]
         started = time.perf_counter()
-        eff = kernels.user_kernel(
+        # combined["ts"] becomes the effective times, in place. Scratch arrays come from
+        # NumPy, whose large allocations get transparent huge pages (see the kernel).
+        kernels.user_kernel(
             seg_off, hist_len, combined["ts"], combined["amount"],  # type: ignore[arg-type]
             combined["terminal"], combined["device"], combined["lat"],  # type: ignore[arg-type]
-            combined["lon"], combined["out_row"], agg_count, agg_sum,  # type: ignore[arg-type]
+            combined["lon"], batch_pos, codes, agg_count, agg_sum,  # type: ignore[arg-type]
             agg_loc, agg_lat, agg_lon, self.config.history_k, self.config.window_cap,
-            WINDOWS_US, out, _USER_COLS,
+            WINDOWS_US, out, _USER_COLS, np.empty((3, m), dtype=np.int64),
+            np.empty((n, len(_USER_COLS)), dtype=np.float64),
         )
         self.timings["user_kernel"] = time.perf_counter() - started
-        combined["ts"] = eff
+        eff: I64 = combined["ts"]  # type: ignore[assignment]
         return _UserPass(eff[batch_pos], user_ids, codes, states, seg_off, combined,
                          (agg_count, agg_sum, agg_loc, agg_lat, agg_lon), batch_pos)
 
@@ -384,7 +386,8 @@ def _terminal_features(
     kernels.terminal_kernel(
         term_codes, eff, ev_off, ev_ts[order], batch_pos, store_pos, fr_off,
         fr_ts[f_order], fr_lt[f_order], fr_rank[f_order], delay_us, WINDOWS_US, out,
-        _TERMINAL_COLS,
+        _TERMINAL_COLS, np.empty((2, len(order) + 1), dtype=np.int64),
+        np.empty((n, len(_TERMINAL_COLS)), dtype=np.float64),
     )
     timings["terminal_kernel"] = time.perf_counter() - started
 

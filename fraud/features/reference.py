@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fraud.features.api import DAY_US, FEATURE_NAMES, USER_WINDOWS_DAYS, FeatureConfig
+from fraud.features.fixedpoint import FIXED_BITS, WILD_AMOUNT
 from fraud.features.kernels import EARTH_RADIUS_KM
 from fraud.features.support import SupportContext
 from fraud.schema.batch import MISSING_TIME, TransactionBatch
@@ -26,6 +27,7 @@ __all__ = [
     "reference_features",
     "segment_count_le_reference",
     "sort_segments_reference",
+    "window_sum_reference",
 ]
 
 I64 = npt.NDArray[np.int64]
@@ -72,6 +74,22 @@ def segment_count_le_reference(offsets: I64, times: I64, codes: I64, t: I64) -> 
     return np.asarray(out, dtype=np.int64)
 
 
+def window_sum_reference(amounts: list[float]) -> float:
+    """A user window's amount sum, straight from its definition in docs/features.md.
+
+    Each amount on the 2**-64 grid (``round(a * 2**64)``: exact for ordinary amounts), summed
+    exactly with Python integers and rounded once to float64. If any amount is not finite or
+    has |a| >= 2**40 (`WILD_AMOUNT`), the plain float sum, newest (last) first.
+    """
+    if not all(abs(a) < WILD_AMOUNT for a in amounts):
+        total = 0.0
+        for a in reversed(amounts):
+            total += a
+        return total
+    exact = sum(round(a * 2.0**FIXED_BITS) for a in amounts)
+    return math.ldexp(float(exact), -FIXED_BITS)
+
+
 def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     a = (math.sin((p2 - p1) / 2) ** 2
@@ -115,11 +133,9 @@ def reference_features(
         window_all = [*u.events[-config.window_cap:], (t, amount, term, dev)]
         for w in USER_WINDOWS_DAYS:
             inside = [e for e in window_all if e[0] > t - w * DAY_US]
-            total = 0.0
-            for e in reversed(inside):  # newest first, as the kernel adds them
-                total += e[1]
             out[i, col[f"user_tx_count_{w}d"]] = len(inside)
-            out[i, col[f"user_amount_mean_{w}d"]] = total / len(inside)
+            out[i, col[f"user_amount_mean_{w}d"]] = \
+                window_sum_reference([e[1] for e in inside]) / len(inside)
         mean = u.amount_sum / u.count if u.count else 0.0
         out[i, col["amount_to_user_mean"]] = amount / mean if u.count and mean > 0 else 1.0
         out[i, col["user_seconds_since_prev"]] = (t - u.events[-1][0]) / 1e6 if u.events \

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fraud.features import FEATURE_NAMES, FeatureConfig, FeatureEngine, InMemoryStore, kernels
+from fraud.features.fixedpoint import window_sum
 from fraud.features.ids import stable_hash
 from fraud.features.reference import (
     factorize_reference,
@@ -23,11 +24,19 @@ from fraud.features.reference import (
     reference_features,
     segment_count_le_reference,
     sort_segments_reference,
+    window_sum_reference,
 )
 from fraud.schema.batch import MISSING_TIME, TransactionBatch
 
 HOUR = 3_600_000_000
 DAY = 24 * HOUR
+# Amounts: ordinary ones, ones whose float sums round differently in every order, one finer
+# than the 2**-64 grid, and (rarely) wild ones that switch a window to the float fallback.
+AMOUNTS = st.one_of(
+    st.sampled_from([0.0, 0.1, 0.2, 0.3, 1.5, 10.0, 99.99, 1234.5, 1e9 + 0.01, 3e-22]),
+    st.floats(0.0, 1e6, allow_nan=False, allow_infinity=False),
+    st.sampled_from([2.0**40, 1e15, float("inf")]),
+)
 # Steps between consecutive arrivals: ties, small gaps, hours, days and long idle periods;
 # negative steps are out-of-order arrivals.
 STEPS = st.sampled_from([0, 0, 1, 60_000_000, HOUR, 5 * HOUR, DAY, 3 * DAY, 8 * DAY,
@@ -42,8 +51,7 @@ def streams(draw: st.DrawFn, max_rows: int = 60) -> tuple[TransactionBatch, list
     users = draw(st.lists(st.sampled_from(["u1", "u2", "u3"]), min_size=n, max_size=n))
     terms = draw(st.lists(st.sampled_from(["t1", "t2", "t3", "t4"]), min_size=n, max_size=n))
     devices = draw(st.lists(st.sampled_from(["", "d1", "d2"]), min_size=n, max_size=n))
-    amounts = draw(st.lists(st.sampled_from([0.0, 1.5, 10.0, 99.99, 1234.5]), min_size=n,
-                            max_size=n))
+    amounts = draw(st.lists(AMOUNTS, min_size=n, max_size=n))
     fraud = draw(st.lists(st.sampled_from([-1, 0, 1, 1]), min_size=n, max_size=n))
     lag = draw(st.lists(st.sampled_from([None, 0, HOUR, 2 * DAY, 20 * DAY]), min_size=n,
                         max_size=n))
@@ -82,6 +90,10 @@ def test_batched_engine_matches_reference(
     for j, name in enumerate(FEATURE_NAMES):
         np.testing.assert_allclose(got[:, j], expected[:, j], rtol=1e-12, atol=1e-9,
                                    err_msg=name)
+    # The window sums are exact by definition, so counts and means agree bit for bit.
+    for j, name in enumerate(FEATURE_NAMES):
+        if name.startswith(("user_tx_count_", "user_amount_mean_")):
+            np.testing.assert_array_equal(got[:, j], expected[:, j], err_msg=name)
 
 
 @settings(max_examples=40, deadline=None)
@@ -92,8 +104,8 @@ def test_any_split_gives_bit_identical_features(case: tuple[TransactionBatch, li
     whole = run_batches(batch, [], config)
     split = run_batches(batch, cuts, config)
     one_by_one = run_batches(batch, list(range(1, len(batch))), config)
-    assert np.array_equal(whole, split)
-    assert np.array_equal(whole, one_by_one)
+    assert np.array_equal(whole, split, equal_nan=True)  # inf amounts give NaN ratios
+    assert np.array_equal(whole, one_by_one, equal_nan=True)
 
 
 @settings(max_examples=100, deadline=None)
@@ -150,3 +162,44 @@ def test_windows_beyond_the_cap_are_what_the_docs_say(cap: int) -> None:
         batch, InMemoryStore())
     counts = got.column("user_tx_count_1d").tolist()
     assert counts == [min(i + 1, cap + 1) for i in range(n)]
+
+
+# Finite amounts of every magnitude the fixed-point sum covers, and past its range.
+SUM_AMOUNTS = st.one_of(
+    st.floats(-(2.0**40), 2.0**40, allow_nan=False, allow_infinity=False,
+              allow_subnormal=True, exclude_max=True, exclude_min=True),
+    st.floats(-1e-3, 1e-3, allow_nan=False),
+    st.sampled_from([0.1, 0.7, 2.0**39, -(2.0**39), 2.0**-64, 3 * 2.0**-66]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(SUM_AMOUNTS, max_size=40),
+       st.lists(st.sampled_from([2.0**40, -(2.0**41), 1e300, float("inf"), float("nan")]),
+                max_size=1))
+def test_window_sum_matches_its_definition(amounts: list[float], wild: list[float]) -> None:
+    values = amounts + wild
+    arr = np.asarray(values, dtype=np.float64)
+    got = window_sum(arr, 0, len(values))
+    expected = window_sum_reference(values)
+    assert got == expected or (np.isnan(got) and np.isnan(expected))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(SUM_AMOUNTS, min_size=1, max_size=30), st.permutations(list(range(30))))
+def test_window_sum_does_not_depend_on_order(amounts: list[float], perm: list[int]) -> None:
+    # The property the running sums rest on: the sum is a function of the window's content.
+    shuffled = [amounts[i] for i in perm if i < len(amounts)]
+    a = window_sum(np.asarray(amounts), 0, len(amounts))
+    b = window_sum(np.asarray(shuffled), 0, len(shuffled))
+    assert a == b
+
+
+def test_window_sum_is_exact_where_float_sums_are_not() -> None:
+    # 0.1 + 0.2 + 0.3 is 0.6000000000000001 left to right and 0.6 right to left; the exact
+    # sum of the three doubles rounds to 0.6.
+    amounts = np.array([0.1, 0.2, 0.3])
+    assert window_sum(amounts, 0, 3) == 0.6
+    # Large and small amounts together: floats lose the small ones, the fixed point does not.
+    big = np.array([2.0**39, 2.0**-30, -(2.0**39)])
+    assert window_sum(big, 0, 3) == 2.0**-30
