@@ -14,6 +14,8 @@ whose timestamps go backwards gets the feature engine's late-event policy
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -61,6 +63,8 @@ class ReplayConfig:
     compare_model: Path | None = None
     support_dir: Path | None = None
     chunk_rows: int = 200_000
+    # Read ahead and write behind in two threads (same bytes; see `_Prefetch`, `_Output`).
+    overlap: bool = True
 
 
 @dataclass(slots=True)
@@ -167,65 +171,227 @@ def run_replay(
                 if config.report_dir is not None else None)
     times = pipeline.times
     last_ts = np.iinfo(np.int64).min
-    reject_writer: TableWriter | None = None
+    chunks = read_transactions(config.input, config.columns, chunk_rows=config.chunk_rows,
+                               settings=settings)
+    output = _Output(config.output, times, threaded=config.overlap)
+    reader = _Prefetch(chunks, times) if config.overlap else _Inline(chunks, times)
+    write_error: BaseException | None = None
     try:
-        with TableWriter(config.output) as writer:
-            chunks = read_transactions(config.input, config.columns,
-                                       chunk_rows=config.chunk_rows, settings=settings)
-            for parsed, read_seconds in _timed(chunks):
-                times.seconds["read"] = times.seconds.get("read", 0.0) + read_seconds
-                batch = parsed.batch
-                summary.rows_read += len(batch) + len(parsed.rejections)
-                if parsed.rejections:
-                    reject_writer = reject_writer or TableWriter(rejects_path(config.output))
-                    reject_writer.write(_rejection_columns(parsed.rejections))
-                    summary.rows_rejected += len(parsed.rejections)
-                if len(batch):
-                    ts = batch.timestamp_us
-                    running = np.maximum.accumulate(np.concatenate(([last_ts], ts)))[:-1]
-                    summary.rows_out_of_order += int(np.sum(ts < running))
-                    last_ts = max(last_ts, int(ts.max()))
-                    outcome = pipeline.process(batch, _decide_mask(batch, config.start_us,
-                                                                   config.end_us))
-                    alt = None
-                    if variant is not None:
-                        alt = decide(outcome.batch, outcome.features, variant.scorer,
-                                     variant.rules, variant.guardrail, times=StageTimes())
-                    t0 = time.perf_counter()
-                    _account(summary, outcome)
-                    if backtest is not None:
-                        backtest.add(outcome, alt)
-                    writer.write(output_columns(outcome))
-                    times.add("write", t0)
-                if progress is not None:
-                    progress(summary.rows_read)
+        for parsed in reader:
+            batch = parsed.batch
+            summary.rows_read += len(batch) + len(parsed.rejections)
+            if parsed.rejections:
+                output.reject(_rejection_columns(parsed.rejections))
+                summary.rows_rejected += len(parsed.rejections)
+            if len(batch):
+                ts = batch.timestamp_us
+                running = np.maximum.accumulate(np.concatenate(([last_ts], ts)))[:-1]
+                summary.rows_out_of_order += int(np.sum(ts < running))
+                last_ts = max(last_ts, int(ts.max()))
+                outcome = pipeline.process(batch, _decide_mask(batch, config.start_us,
+                                                               config.end_us))
+                alt = None
+                if variant is not None:
+                    alt = decide(outcome.batch, outcome.features, variant.scorer,
+                                 variant.rules, variant.guardrail, times=StageTimes())
+                _account(summary, outcome)
+                if backtest is not None:
+                    backtest.add(outcome, alt)
+                output.write(outcome)
+            if progress is not None:
+                progress(summary.rows_read)
         summary.complete = True
     except KeyboardInterrupt:
         log.warning("replay_interrupted", rows_read=summary.rows_read,
                     rows_decided=summary.rows_decided)
     finally:
-        if reject_writer is not None:
-            reject_writer.close()
+        reader.stop()
+        # Everything decided so far reaches the file, also after Ctrl-C: the summary's
+        # rows_decided then counts exactly the rows written.
+        write_error = output.close()
+        if write_error is not None:
+            summary.complete = False
         summary.seconds = time.perf_counter() - started
         summary.stage_seconds = {k: round(v, 4) for k, v in sorted(times.seconds.items())}
         if backtest is not None and config.report_dir is not None and summary.rows_decided:
             summary.report = backtest.write(config.report_dir, summary_header=_header(summary))
         Path(str(config.output) + ".summary.json").write_text(summary.to_json() + "\n",
                                                                encoding="utf-8")
+    if write_error is not None:
+        raise write_error
     if not summary.complete:
         raise KeyboardInterrupt
     return summary
 
 
-def _timed(chunks: Iterator[Any]) -> Iterator[tuple[Any, float]]:
-    """Each chunk with the seconds spent reading and parsing it."""
-    while True:
-        t0 = time.perf_counter()
+class _Inline:
+    """The chunks in this thread, each timed as "read" (the reference for `_Prefetch`)."""
+
+    def __init__(self, chunks: Iterator[Any], times: StageTimes) -> None:
+        self._chunks = chunks
+        self._times = times
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            t0 = time.perf_counter()
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                return
+            self._times.add("read", t0)
+            yield chunk
+            del chunk  # not pinned while the next one is read
+
+    def stop(self) -> None:
+        """Nothing runs ahead, so nothing to stop."""
+
+
+_DONE = object()
+
+
+class _Prefetch(_Inline):
+    """Reads and validates chunk N+1 in a thread while chunk N is decided.
+
+    Parquet/CSV decoding and the compiled text kernels release the GIL, so on a free core
+    this hides most of the read. One chunk ahead at most: the reader starts on chunk N+2
+    only once the caller has taken N+1, so memory holds one chunk more than inline reading.
+    The reader's own clock times "read" (with the benchmark's CPU clock, its thread's CPU).
+    """
+
+    def __init__(self, chunks: Iterator[Any], times: StageTimes) -> None:
+        super().__init__(chunks, times)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._stopping = threading.Event()
+        self._taken = threading.Semaphore(0)
+        self._read = StageTimes()
+        self._merged = False
+        self._thread = threading.Thread(target=self._run, name="replay-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
         try:
-            chunk = next(chunks)
-        except StopIteration:
-            return
-        yield chunk, time.perf_counter() - t0
+            for chunk in _Inline(self._chunks, self._read):
+                if not self._put(chunk) or not self._wait_taken():
+                    return
+                del chunk  # the caller owns it now; do not pin it while reading the next
+            self._put(_DONE)
+        except BaseException as exc:  # handed to the main thread, which re-raises it
+            self._put(exc)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _wait_taken(self) -> bool:
+        while not self._stopping.is_set():
+            if self._taken.acquire(timeout=0.1):
+                return True
+        return False
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            item = self._queue.get()
+            self._taken.release()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+        if not self._merged:
+            self._merged = True
+            read = self._read.seconds.get("read", 0.0)
+            self._times.seconds["read"] = self._times.seconds.get("read", 0.0) + read
+
+
+class _Output:
+    """The output and rejects files, written in order by one writer thread (or inline).
+
+    Formatting and encoding chunk N (Arrow's CSV and Parquet writers release the GIL) then
+    overlaps deciding chunk N+1; a single thread and a FIFO keep the rows in input order,
+    so the bytes are the same either way. Chunk N+1 is handed over only once chunk N is
+    written, so at most one outcome waits on the writer. A write error is raised in the
+    caller's thread.
+    """
+
+    def __init__(self, path: Path, times: StageTimes, *, threaded: bool) -> None:
+        self._path = path
+        self._times = times
+        self._writer = TableWriter(path)
+        self._rejects: TableWriter | None = None
+        self._own = StageTimes() if threaded else times
+        self._error: BaseException | None = None
+        self._queue: queue.Queue[Any] | None = None
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._queue = queue.Queue(maxsize=1)
+            self._thread = threading.Thread(target=self._run, name="replay-writer",
+                                            daemon=True)
+            self._thread.start()
+
+    def write(self, outcome: Outcome) -> None:
+        self._submit(("out", outcome))
+
+    def reject(self, columns: dict[str, npt.NDArray[Any]]) -> None:
+        self._submit(("reject", columns))
+
+    def _submit(self, task: tuple[str, Any]) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._queue is None:
+            self._do(task)
+        else:
+            self._queue.join()
+            if self._error is not None:
+                raise self._error
+            self._queue.put(task)
+
+    def _do(self, task: tuple[str, Any]) -> None:
+        kind, body = task
+        t0 = time.perf_counter()
+        if kind == "out":
+            self._writer.write(output_columns(body))
+        else:
+            self._rejects = self._rejects or TableWriter(rejects_path(self._path))
+            self._rejects.write(body)
+        self._own.add("write", t0)
+
+    def _run(self) -> None:
+        while self._queue is not None:
+            task = self._queue.get()
+            try:
+                if task is None:
+                    return
+                if self._error is None:
+                    self._do(task)
+            except BaseException as exc:  # re-raised in the main thread
+                self._error = exc
+            finally:
+                del task  # written: let the outcome go before waiting for the next
+                self._queue.task_done()
+
+    def close(self) -> BaseException | None:
+        """Drain, join and close both files; the write error met, if any (not raised, so
+        the caller can still record the summary)."""
+        try:
+            if self._queue is not None and self._thread is not None:
+                self._queue.put(None)
+                self._thread.join()
+                write = self._own.seconds.get("write", 0.0)
+                self._times.seconds["write"] = self._times.seconds.get("write", 0.0) + write
+        finally:
+            self._writer.close()
+            if self._rejects is not None:
+                self._rejects.close()
+        return self._error
 
 
 def _account(summary: ReplaySummary, outcome: Outcome) -> None:

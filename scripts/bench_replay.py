@@ -10,9 +10,15 @@ supporting stores) and peak RSS.
 
 Each measured replay runs in its own Python process, so its peak RSS is its own. The process
 first replays a tiny file, so imports and numba kernel compilation (or cache load) are paid
-before the clock starts; they are reported apart as "warm-up". The stage clock is the
-process's CPU time by default (``--clock cpu``): on a machine shared with other work, wall
-time measures the neighbours as much as the code; the total wall time is reported too.
+before the clock starts; they are reported apart as "warm-up". The stage clock is CPU time by
+default (``--clock cpu``): on a machine shared with other work, wall time measures the
+neighbours as much as the code; the total wall time is reported too. Replay reads ahead and
+writes behind in two threads and scores on numba's threads, so the CPU clock is each thread's
+own (``time.thread_time``): "read" is the reader thread's CPU, "write" the writer's, and the
+CPU of numba's worker threads (the parallel tree walk, beyond the main thread's share) is
+reported with Arrow's own thread pool as "other threads" (process CPU minus every Python
+thread's). ``--serial`` replays in one thread with the serial tree walk (the reference);
+``--serial-score`` keeps the read-ahead and write-behind threads but walks trees serially.
 
 ``--memory`` also replays the same population over twice the days (2x rows, same state size)
 to show that peak RSS does not grow with the file (chunked reading, bounded state).
@@ -61,6 +67,8 @@ class Case:
     model_dir: str
     rules: str
     profile: bool = False
+    serial: bool = False
+    serial_score: bool = False
 
     @property
     def name(self) -> str:
@@ -95,7 +103,7 @@ def dataset(case: Case) -> tuple[Path, Path, int]:
 class _CpuClock:
     """Stands in for the `time` module inside the pipeline: stage times in CPU seconds."""
 
-    perf_counter = staticmethod(time.process_time)
+    perf_counter = staticmethod(time.thread_time)
 
 
 @contextmanager
@@ -195,13 +203,27 @@ def measure(case: Case) -> dict[str, Any]:
     out = Path(case.bench_dir) / f"{case.name}-out.{case.output_format}"
     config = ReplayConfig(input=str(path), output=out, model_dir=Path(case.model_dir),
                           rules_path=case.rules, support_dir=stores if case.support else None,
-                          chunk_rows=case.chunk_rows)
+                          chunk_rows=case.chunk_rows, overlap=not case.serial)
+    if case.serial or case.serial_score:
+        import fraud.model.fastpath
+
+        fraud.model.fastpath.PARALLEL_ROWS = 1 << 62
     profile_path = Path(case.bench_dir) / "replay-profile.txt"
     wall, cpu = time.perf_counter(), time.process_time()
     with _profiler(case.profile, profile_path), stage_clock(case.clock):
         summary = run_replay(config)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     stages = dict(summary.stage_seconds)
+    # summary.seconds is the main thread's clock from start to end: its stages plus start-up
+    # (with the CPU clock; waiting on the reader or writer costs the main thread no CPU).
+    side = ("read", "write") if not case.serial and case.clock == "cpu" else ()
+    main_thread = sum(v for k, v in stages.items() if k not in side)
+    startup = max(summary.seconds - main_thread, 0.0)
+    if case.clock == "cpu":
+        threads = summary.seconds + sum(stages.get(k, 0.0) for k in side)
+        # Numba's workers (the parallel tree walk beyond the main thread's share) and
+        # Arrow's own thread pool (Parquet decoding, CSV encoding).
+        stages["other threads"] = round(max(cpu - threads, 0.0), 4)
     in_stages = sum(stages.values())
     result: dict[str, Any] = {
         "input": str(path), "output": str(out), "rows": rows,
@@ -213,11 +235,12 @@ def measure(case: Case) -> dict[str, Any]:
         "clock": case.clock,
         "stage_seconds": stages,
         # Loading model, rules and supporting stores, building the engine: once per replay.
-        "startup_seconds": round(max(summary.seconds - in_stages, 0.0), 3),
+        "startup_seconds": round(startup, 3),
         "pipeline_rows_per_second": round(summary.rows_read / in_stages, 1) if in_stages else 0,
         "warmup_seconds": round(warm, 3),
         "rss_before_mb": round(base_mb, 1), "peak_rss_mb": round(_peak_mb(), 1),
-        "chunk_rows": case.chunk_rows, "support": case.support,
+        "chunk_rows": case.chunk_rows, "support": case.support, "serial": case.serial,
+        "serial_score": case.serial_score,
         "model_version": summary.model_version, "rules_version": summary.rules_version,
     }
     if case.profile:
@@ -259,7 +282,9 @@ def markdown(result: dict[str, Any], command: str) -> str:
         f"terminals, {result['days']} days, seed {result['seed']}), "
         f"{main['input'].rsplit('.', 1)[-1]} in, {main['output'].rsplit('.', 1)[-1]} out, "
         f"chunks of {main['chunk_rows']:,} rows, supporting stores "
-        f"{'on' if main['support'] else 'off'}; {env['python']}, numpy {env['numpy']}, "
+        f"{'on' if main['support'] else 'off'}, "
+        f"{'one thread' if main.get('serial') else 'read-ahead + write-behind threads'}; "
+        f"{env['python']}, numpy {env['numpy']}, "
         f"{env['cpus']} CPUs, load average at the end "
         f"{', '.join(str(x) for x in env['load_average'])}.",
         "",
@@ -327,6 +352,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="clock of the per-stage split (total wall time is always shown)")
     parser.add_argument("--memory", action="store_true",
                         help="also replay 2x the rows (same users, 2x days) and compare peak RSS")
+    parser.add_argument("--serial", action="store_true",
+                        help="one thread: no read-ahead/write-behind, serial tree walk")
+    parser.add_argument("--serial-score", action="store_true",
+                        help="read-ahead and write-behind, but the serial tree walk")
     parser.add_argument("--profile", action="store_true",
                         help="profile the timed replay into .local/bench/replay-profile.txt")
     parser.add_argument("--quick", action="store_true",
@@ -358,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                 input_format=args.input_format, output_format=args.output_format,
                 chunk_rows=args.chunk_rows, support=not args.no_support, clock=args.clock,
                 bench_dir=str(args.bench_dir), model_dir=str(args.model), rules=str(args.rules),
-                profile=args.profile)
+                profile=args.profile, serial=args.serial, serial_score=args.serial_score)
     run = measure if args.quick else measure_isolated
     # Generate in this process, so a measuring process's peak RSS is the replay's alone.
     dataset(case)

@@ -471,6 +471,7 @@ def _parquet_chunks(path: Path, fields: Sequence[str], required: Sequence[str],
                     values = np.where([v is None for v in values], "", values)
                 extra[name] = values
             yield _Chunk(raw, extra, positions, Validator(positions, limits))
+            del batch, raw, extra, positions  # not pinned while the next batch is decoded
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: unreadable Parquet data after row {row - 1}: {exc}") from exc
 
@@ -520,6 +521,8 @@ def read_transactions(
                                        limits=limits)
         base += len(chunk.positions)
         yield result
+        # Neither the raw chunk nor the result stays pinned while the next one is read.
+        del chunk, result
 
 
 def _source_chunks(path: str | Path, columns: ColumnMap | None, chunk_rows: int,
