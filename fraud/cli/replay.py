@@ -52,12 +52,15 @@ def _store(kind: str, settings: Any) -> StateStore | None:
               "written by `fraud generate`; default: INPUT's .stores directory if present.")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=200_000, show_default=True,
               help="Rows read and decided per batch.")
+@click.option("--overlap/--no-overlap", default=True, show_default=True,
+              help="Read the next chunk and write the previous one in threads while deciding "
+                   "this one (same output either way; --no-overlap holds fewer chunks).")
 @settings_options("model_dir", "rules_path", "label_delay_days", "history_k", "region",
                   "endpoint_url", "table_prefix", "log_level")
 def command(input_path: str, output: Path, columns: Any, start: int | None, end: int | None,
             report_dir: Path | None, store: str, compare_rules: str | None,
             compare_model: Path | None, support_dir: Path | None, chunk_rows: int,
-            **flags: Any) -> None:
+            overlap: bool, **flags: Any) -> None:
     """Replay a transaction file through the pipeline the consumer runs.
 
     Every row feeds the feature state; rows in [--from, --to) are scored, run through the
@@ -76,6 +79,7 @@ def command(input_path: str, output: Path, columns: Any, start: int | None, end:
         label_delay_days=settings.label_delay_days, history_k=settings.history_k,
         report_dir=report_dir, compare_rules=compare_rules, compare_model=compare_model,
         support_dir=support_dir or stores_dir_beside(input_path), chunk_rows=chunk_rows,
+        overlap=overlap,
     )
     bar: Any = None
     if sys.stderr.isatty():

@@ -113,7 +113,10 @@ class LocalScorer:
             rng = np.random.default_rng(0)
             ref = self._reference
             probe = ref + (np.abs(ref) + 1.0) * rng.normal(size=(256, len(ref)))
-            self._fast = compile_hgb(self._model, np.vstack([ref, probe]))
+            # One thread: scikit-learn's OpenMP walk of 257 rows spent seconds waiting for
+            # a second core on a busy host (each KCL child pays this at start-up).
+            with self._threads.limit(limits=1, user_api="openmp"):
+                self._fast = compile_hgb(self._model, np.vstack([ref, probe]))
 
     @property
     def compiled(self) -> bool:

@@ -138,3 +138,14 @@ def test_cli_missing_input_exits_2_without_traceback(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "nope.csv" in err and "Traceback" not in err
+
+
+def test_cli_without_overlap_writes_the_same_bytes(data: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    outs = [tmp_path / "threaded.csv", tmp_path / "serial.csv"]
+    for out, flag in zip(outs, ["--overlap", "--no-overlap"], strict=True):
+        result = runner.invoke(cli, ["replay", "--input", str(data), "--output", str(out),
+                                     "--from", "2024-03-07", "--chunk-rows", "900", flag,
+                                     "--model", str(MODEL), "--rules", RULES])
+        assert result.exit_code == 0, result.output
+    assert outs[0].read_bytes() == outs[1].read_bytes() and len(_rows(outs[0])) > 0
