@@ -132,8 +132,9 @@ class PipelineHandler:
         batch = parsed.batch
         if len(batch):
             outcome = self.pipeline.process(batch)
-            recorded = self._recorded(batch, outcome)
-            effects = self.actions.perform(outcome, shard_id=shard_id, decided_before=recorded)
+            recorded, decided = self._recorded(batch, outcome)
+            effects = self.actions.perform(outcome, shard_id=shard_id,
+                                           decided_before=recorded | decided.keys())
             if self.archive is not None:
                 self.archive.add(outcome, shard_id=shard_id,
                                  first_sequence=records[0].sequence_number,
@@ -141,11 +142,16 @@ class PipelineHandler:
             arrival = np.asarray([records[int(i)].arrival_ms for i in parsed.accepted],
                                  dtype=np.int64)
             decided_us = int(self.clock() * 1_000_000)
-            # A row decided before keeps the history written when it was decided.
+            # A row decided before keeps the history written when it was decided; one whose
+            # decision was recorded but not its history gets the recorded action and score.
             fresh = ~np.isin(batch.transaction_id, list(recorded))
+            scores, actions = outcome.score.copy(), outcome.actions().astype(object)
+            for i in np.flatnonzero(np.isin(batch.transaction_id, list(decided))).tolist():
+                item = decided[str(batch.transaction_id[i])]
+                actions[i] = str(item.get("action", ""))
+                scores[i] = float(item["score"]) if item.get("score") is not None else np.nan
             write_history(
-                self.dynamo, batch.take(fresh), outcome.score[fresh],
-                outcome.actions()[fresh].tolist(),
+                self.dynamo, batch.take(fresh), scores[fresh], actions[fresh].tolist(),
                 effective_time_us=outcome.features.effective_time_us[fresh],
                 numbers={"arrival_ms": arrival[fresh],
                          "decided_at": np.full(int(fresh.sum()), decided_us, dtype=np.int64)},
@@ -158,21 +164,32 @@ class PipelineHandler:
         if self.archive is None or self.archive.buffered_rows == 0:
             self._durable = self._handled
 
-    def _recorded(self, batch: TransactionBatch, outcome: Outcome) -> set[str]:
-        """Redelivered transactions whose decision was completely recorded before.
+    def _recorded(self, batch: TransactionBatch,
+                  outcome: Outcome) -> tuple[set[str], dict[str, dict[str, Any]]]:
+        """Redelivered transactions decided before: those whose whole decision was recorded
+        (history item, written last), and those whose decision item was written (an action)
+        while a crash came before their history.
 
-        The state commit comes before the effects, so a transaction the state holds may still
-        lack its effects (a crash in between); its history item, written last, says it has them.
+        A redelivered row's features are computed against a state that already holds it, so
+        its new outcome may differ from the first; a recorded decision wins (its pending
+        effects resume), and the new outcome is used only for rows nothing was recorded for.
+        Both lookups go in one BatchGetItem.
         """
         again = outcome.features.redelivered
         if again is None or not again.any():
-            return set()
-        keys = [{"user_id": str(u), "sk": history_sort_key(int(t), str(x))}
-                for u, t, x in zip(batch.user_id[again], batch.timestamp_us[again],
-                                   batch.transaction_id[again], strict=True)]
-        found = self.dynamo.batch_get({"TransactionHistory": keys}, consistent=True)
-        return {str(i["transaction_id"]) for i in found["TransactionHistory"]
-                if "decided_at" in i}
+            return set(), {}
+        ids = [str(x) for x in batch.transaction_id[again]]
+        keys = [{"user_id": str(u), "sk": history_sort_key(int(t), x)}
+                for u, t, x in zip(batch.user_id[again], batch.timestamp_us[again], ids,
+                                   strict=True)]
+        found = self.dynamo.batch_get(
+            {"TransactionHistory": keys, "Decisions": [{"transaction_id": x} for x in ids]},
+            consistent=True)
+        recorded = {str(i["transaction_id"]) for i in found["TransactionHistory"]
+                    if "decided_at" in i}
+        decided = {str(i["transaction_id"]): i for i in found["Decisions"]
+                   if str(i["transaction_id"]) not in recorded}
+        return recorded, decided
 
     def _log_batch(self, shard_id: str, records: Sequence[StreamRecord], parsed: Any,
                    outcome: Any, effects: Any, latency_ms: Any, started: float,

@@ -122,6 +122,42 @@ def test_redelivery_repeats_no_effect(aws: dict[str, Any]) -> None:
     assert {i["user_id"]["S"]: i for i in profiles} == again
 
 
+def test_a_recorded_decision_wins_over_a_different_redelivered_outcome(
+    aws: dict[str, Any], tmp_path: Path
+) -> None:
+    """A crash after the decision was written but before its alert and its history: the
+    redelivered row is decided against a state that already holds it and may come out
+    differently (here: rules that act on nothing); the recorded decision still goes out."""
+    from fraud.stream.handler import PipelineHandler
+
+    handler = _handler(aws)
+    records = [_record(i, _tx(i)) for i in range(4)] + [_record(9, _tx(9, amount=25_000.0))]
+    handler.handle("shardId-0", records)
+    ddb = aws["dynamodb"]
+    (decision,) = _scan(ddb, "t-Decisions")
+    tid = decision["transaction_id"]["S"]
+    # Roll the outlier back to "decision written, nothing else": effects pending, no history.
+    ddb.update_item(TableName="t-Decisions", Key={"transaction_id": {"S": tid}},
+                    UpdateExpression="SET effects = :p", ExpressionAttributeValues={
+                        ":p": {"S": "pending"}})
+    (item,) = [i for i in _scan(ddb, "t-TransactionHistory") if i["transaction_id"]["S"] == tid]
+    ddb.delete_item(TableName="t-TransactionHistory",
+                    Key={"user_id": item["user_id"], "sk": item["sk"]})
+    quiet = tmp_path / "quiet.yaml"
+    quiet.write_text("version: 1\nname: quiet\nrules:\n  - id: never\n    description: no\n"
+                     "    when: amount < 0\n"
+                     "    action: flag\n    reason: never\n")
+    restarted = PipelineHandler(replace(_settings(False), rules_path=str(quiet)), clients=aws,
+                                clock=lambda: 1_709_294_500.0)
+    restarted.handle("shardId-0", records)
+
+    (after,) = _scan(ddb, "t-Decisions")
+    assert after["effects"]["S"] == "done"
+    history = {i["transaction_id"]["S"]: i for i in _scan(ddb, "t-TransactionHistory")}
+    assert history[tid]["action"]["S"] == decision["action"]["S"]
+    assert len(history) == 5
+
+
 def test_lease_lost_drops_every_cached_state(aws: dict[str, Any]) -> None:
     handler = _handler(aws)
     handler.handle("shardId-0", [_record(i, _tx(i)) for i in range(6)])
