@@ -28,6 +28,7 @@ import pytest
 
 from fraud.stream.properties import QUICK_LEASES
 from tests.e2e.conftest import LocalStack, wait_for
+from tests.e2e.pipeline_kit import lease_checkpoints
 
 pytestmark = pytest.mark.e2e
 
@@ -50,14 +51,6 @@ def _put(settings: Any, rows: list[tuple[str, dict[str, Any]]]) -> None:
     stats = put_all(kinesis_client(settings), settings.stream_name,
                     plan_batches(encode_rows(rows)), max_attempts=20)
     assert stats.records == len(rows)
-
-
-def _checkpoints(ddb: Any, table: str) -> dict[str, str]:
-    try:
-        items = ddb.scan(TableName=table, ConsistentRead=True)["Items"]
-    except ddb.exceptions.ResourceNotFoundException:
-        return {}
-    return {i["leaseKey"]["S"]: i.get("checkpoint", {}).get("S", "") for i in items}
 
 
 def test_daemon_handles_every_record_and_survives_sigkill(
@@ -103,7 +96,7 @@ def test_daemon_handles_every_record_and_survives_sigkill(
             last[shard] = max(last.get(shard, 0), seq)
         wait_for(
             "checkpoints at the last handled records",
-            lambda: all(_checkpoints(ddb, settings.application_name).get(s) == str(q)
+            lambda: all(lease_checkpoints(settings).get(s) == str(q)
                         for s, q in last.items()),
             alive=alive,
         )
@@ -144,7 +137,6 @@ def test_daemon_handles_every_record_and_survives_sigkill(
 def test_a_handler_that_keeps_failing_stops_consume_without_checkpoint(
     kcl_ready: Any, local_stack: LocalStack, unique_name: str, tmp_path: Path
 ) -> None:
-    import boto3
 
     from fraud.config import Settings
     from fraud.stream.daemon import settings_environment
@@ -166,6 +158,5 @@ def test_a_handler_that_keeps_failing_stops_consume_without_checkpoint(
     proc = subprocess.run(args, env=env, capture_output=True, timeout=300, check=False)
     assert proc.returncode != 0, "fraud consume must fail when its record processor gives up"
     assert b"kcl_daemon_died" in proc.stderr
-    ddb = boto3.client("dynamodb", endpoint_url=local_stack.dynamodb, region_name="us-east-1")
-    checkpoints = _checkpoints(ddb, settings.application_name)
+    checkpoints = lease_checkpoints(settings)
     assert checkpoints == {"shardId-000000000000": "TRIM_HORIZON"}
