@@ -266,8 +266,7 @@ def read_published(stack: PipelineStack, tag: str) -> Published:
 
 def check_exactly_once(stack: PipelineStack, settings: Any, tag: str,
                        rows: Sequence[Mapping[str, Any]], *,
-                       publish_at_least_once: bool = False,
-                       history_matches_decisions: bool = True) -> dict[str, int]:
+                       publish_at_least_once: bool = False) -> dict[str, int]:
     """Every row decided once, every effect once, every profile counting each row once.
 
     Decisions, cases and history are keyed by transaction id, so "once" there means: exactly
@@ -275,10 +274,10 @@ def check_exactly_once(stack: PipelineStack, settings: Any, tag: str,
     leave the system are counted: one per block (decisions stream) and per alert (SNS). With
     `publish_at_least_once`, a repeat is allowed only as an identical copy of the stored
     decision (the documented window of a crash between a publish and its ``done`` mark).
-    `history_matches_decisions`: each history item's action is its decision's; not so after
-    a crash, when a redelivered transaction's history item is rewritten with a score from
-    approximate features (`FeatureEngine.extract` on transactions the state already holds),
-    while its decision stands. A decision a crash left pending is always resumed.
+    Each history item's action is its decision's, crashes or not: a redelivered transaction
+    keeps what was recorded for it (history, or a decision written before the crash), and
+    only one with nothing recorded is decided again. A decision a crash left pending is
+    always resumed.
     Returns the number of decisions per action.
     """
     from fraud.features import UserState
@@ -302,8 +301,7 @@ def check_exactly_once(stack: PipelineStack, settings: Any, tag: str,
     pending = sorted(t for t, d in decisions.items() if d["effects"]["S"] != "done")
     # A decision a crash left pending is resumed on redelivery, whatever the rescoring says.
     assert pending == [], f"effects pending: {pending}"
-    if history_matches_decisions:
-        assert {t: a for t, a in history_action.items() if a} == action
+    assert {t: a for t, a in history_action.items() if a} == action
     cases = Counter(i["transaction_id"]["S"] for i in _scan_tag(dynamo, "Cases",
                                                                  "transaction_id", tag))
     assert cases == Counter(t for t, a in action.items() if a == "flag")

@@ -78,10 +78,10 @@ def test_two_workers_share_the_shards_and_one_takes_over_from_the_other(
         codes = [stop_daemon(d) for d in workers.values() if d.poll() is None]
     assert all(c in (0, 143) for c in codes)
     # A lease taken over by expiry (not by graceful handoff) redelivers the batch that was
-    # in flight: its publishes may repeat, and its history items are rescored (see
-    # `check_exactly_once`); decisions, cases and profile counts must still be exact.
+    # in flight: its publishes may repeat (see `check_exactly_once`); decisions, history,
+    # cases and profile counts must still be exact.
     check_exactly_once(pipeline_stack, settings, unique_name, rows,
-                       publish_at_least_once=True, history_matches_decisions=False)
+                       publish_at_least_once=True)
 
 
 def _both_own(owners: dict[str, str], workers: set[str]) -> dict[str, str] | None:
