@@ -11,8 +11,10 @@ checkpoint:
    TransactionHistory item of every transaction (with its arrival and decision times).
 
 A failure in 2 or 3 raises: the processor retries the batch and never checkpoints past it.
-Redelivered records are harmless: the feature state skips events it already holds, and every
-effect is keyed by transaction id.
+Redelivered records are harmless: the feature state skips events it already holds, every
+effect is keyed by transaction id, and a redelivered transaction keeps what was recorded for
+it (its history item, or the decision written before a crash, whose pending effects resume);
+only one with nothing recorded is decided again.
 """
 
 from __future__ import annotations
