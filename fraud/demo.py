@@ -231,3 +231,5 @@ def _print_results(day: Any, decided: list[dict[str, Any]], measured: list[dict[
          f"(first put to last decision, {len(measured)} transactions)")
     echo(f"arrival-to-decision latency: p50 {np.percentile(latency, 50):.0f} ms, "
          f"p99 {np.percentile(latency, 99):.0f} ms")
+    echo("(one worker, one machine: the local emulators take most of the CPU; what a worker "
+         "costs per transaction is in docs/BENCHMARKS.md, Consumer)")
