@@ -27,15 +27,12 @@ from tests.conftest import dummy_aws_env
 ROOT = Path(__file__).resolve().parents[2]
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Under pytest-xdist (`make test`), every e2e test runs on one worker, one after the
-    # other, while the other worker takes the rest of the suite: the daemons mostly wait
-    # (lease timers, JVM start), and two of them at once on two cores would be the load that
-    # makes lease timings flaky.
-    java = shutil.which("java") or os.environ.get("JAVA_HOME")
+    if shutil.which("java") or os.environ.get("JAVA_HOME"):
+        return
     skip = pytest.mark.skip(reason="java not found: the e2e tests run the real KCL daemon")
     for item in items:
         if "e2e" in item.keywords:
-            item.add_marker(pytest.mark.xdist_group("e2e") if java else skip)
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)
