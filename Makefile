@@ -32,7 +32,7 @@ lint: venv
 # side by side, or one beside the unit tests, finish sooner; each has its own streams and
 # lease tables, and their timeouts only guard against a hang.
 test: lint kcl kinesis-local
-	$(BIN)/pytest -n 2 --durations=15
+	$(BIN)/pytest -n 2 --dist worksteal --durations=15
 
 unit: venv
 	$(BIN)/pytest tests/unit
