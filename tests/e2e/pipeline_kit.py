@@ -165,8 +165,9 @@ def wait_decided(settings: Any, rows: Sequence[Mapping[str, Any]], what: str,
              alive=alive)
 
 
-def lease_checkpoints(settings: Any) -> dict[str, str]:
-    """Shard id -> checkpoint in the application's KCL lease table ({} before it exists)."""
+def _lease_attribute(settings: Any, attribute: str) -> dict[str, str]:
+    """Shard id -> `attribute` of its lease in the application's KCL lease table ("" when the
+    lease has none, {} before the table exists)."""
     from fraud.store.clients import make_client
 
     ddb = make_client("dynamodb", settings)
@@ -174,19 +175,17 @@ def lease_checkpoints(settings: Any) -> dict[str, str]:
         items = ddb.scan(TableName=settings.application_name, ConsistentRead=True)["Items"]
     except ddb.exceptions.ResourceNotFoundException:
         return {}
-    return {i["leaseKey"]["S"]: i.get("checkpoint", {}).get("S", "") for i in items}
+    return {i["leaseKey"]["S"]: i.get(attribute, {}).get("S", "") for i in items}
+
+
+def lease_checkpoints(settings: Any) -> dict[str, str]:
+    """Shard id -> checkpoint (a sequence number, TRIM_HORIZON, SHARD_END...)."""
+    return _lease_attribute(settings, "checkpoint")
 
 
 def lease_owners(settings: Any) -> dict[str, str]:
     """Shard id -> current lease owner (worker id; "" when unassigned)."""
-    from fraud.store.clients import make_client
-
-    ddb = make_client("dynamodb", settings)
-    try:
-        items = ddb.scan(TableName=settings.application_name, ConsistentRead=True)["Items"]
-    except ddb.exceptions.ResourceNotFoundException:
-        return {}
-    return {i["leaseKey"]["S"]: i.get("leaseOwner", {}).get("S", "") for i in items}
+    return _lease_attribute(settings, "leaseOwner")
 
 
 def history_item(settings: Any, row: Mapping[str, Any]) -> dict[str, Any]:
