@@ -30,8 +30,15 @@ from fraud.features.api import (
     LabelBatch,
 )
 from fraud.features.ids import dense_codes, stable_hash
-from fraud.features.store import InMemoryStore, StateStore, TerminalSnapshot, UserState
+from fraud.features.store import (
+    InMemoryStore,
+    StateStore,
+    TerminalSnapshot,
+    columns_of,
+    states_of,
+)
 from fraud.features.support import SupportContext, SupportStore
+from fraud.features.usertable import EVENT_COLUMNS, ColumnarUserStore, UserColumns, ranges
 from fraud.schema.batch import MISSING_TIME, TransactionBatch
 
 __all__ = ["FeatureEngine", "compute_features"]
@@ -63,7 +70,7 @@ class _UserPass:
     eff: I64
     user_ids: ObjArray
     user_codes: I64
-    states: list[UserState | None]
+    loaded: UserColumns
     seg_off: I64
     combined: dict[str, npt.NDArray[np.generic]]
     aggregates: tuple[I64, F64, I64, F64, F64]
@@ -114,16 +121,16 @@ class FeatureEngine:
             return self._extract(batch, store, support, commit=False, loaded=None,
                                  tx_hash=None)
         tx_hash = stable_hash(batch.transaction_id)
-        loaded = store.load_users(dense_codes(batch.user_id)[1].tolist())
+        user_codes = dense_codes(batch.user_id)
+        loaded = _Loaded(user_codes[1],
+                         _load_users(store, user_codes[1], self.config.state_events))
         # A redelivered transaction is stored at or after its own timestamp, so only the
         # state's events from the batch's earliest timestamp on can be repeats.
-        earliest = int(batch.timestamp_us.min())
-        held = [state.tx[int(np.searchsorted(state.ts, earliest)):]
-                for state in loaded.values() if len(state) and state.ts[-1] >= earliest]
-        redelivered = np.isin(tx_hash, np.concatenate(held)) if held else None
+        held = loaded.columns.tx[loaded.columns.ts >= int(batch.timestamp_us.min())]
+        redelivered = np.isin(tx_hash, held) if len(held) else None
         if redelivered is None or not redelivered.any():
             return self._extract(batch, store, support, commit=True, loaded=loaded,
-                                 tx_hash=tx_hash)
+                                 tx_hash=tx_hash, user_codes=user_codes)
         # Transactions the user state already holds (a retried or redelivered batch) are
         # not added again. Their features are computed against the current state without
         # writing anything (an approximation: the effects of a transaction are keyed by its
@@ -144,7 +151,8 @@ class FeatureEngine:
 
     def _extract(
         self, batch: TransactionBatch, store: StateStore, support: SupportContext | None, *,
-        commit: bool, loaded: dict[str, UserState] | None, tx_hash: U64 | None,
+        commit: bool, loaded: _Loaded | None, tx_hash: U64 | None,
+        user_codes: tuple[I64, ObjArray] | None = None,
     ) -> FeatureMatrix:
         n = len(batch)
         # Column-major: most stages (and a model) read or write whole columns. The kernels
@@ -157,7 +165,7 @@ class FeatureEngine:
         started = time.perf_counter()
         term_codes, term_ids = dense_codes(batch.terminal_id)
         users = self._user_pass(batch, store, stable_hash(term_ids)[term_codes], values,
-                                loaded)
+                                loaded, user_codes or dense_codes(batch.user_id))
         snapshot = self._load_terminals(store, term_ids, users.eff)
         skip_event, label_rows, label_time = self._redelivered(
             batch, term_codes, users.eff, snapshot, tx_hash)
@@ -194,16 +202,16 @@ class FeatureEngine:
     # -- the user side -------------------------------------------------------------------
 
     def _user_pass(self, batch: TransactionBatch, store: StateStore, term_hash: U64,
-                   out: F64, loaded: dict[str, UserState] | None) -> _UserPass:
-        k = self.config.state_events
+                   out: F64, loaded: _Loaded | None, user_codes: tuple[I64, ObjArray],
+                   ) -> _UserPass:
         n = len(batch)
-        codes, user_ids = dense_codes(batch.user_id)
+        codes, user_ids = user_codes
         n_users = len(user_ids)
         if loaded is None:
-            loaded = store.load_users(user_ids.tolist())
-        states: list[UserState | None] = [loaded.get(u) for u in user_ids.tolist()]
-        hist_len = np.array([0 if s is None else min(len(s), k) for s in states],
-                            dtype=np.int64)
+            states = _load_users(store, user_ids, self.config.state_events)
+        else:
+            states = loaded.of(user_ids)
+        hist_len = states.hist_len
         order, offs = kernels.group_by_code(codes, n_users)
         counts = np.diff(offs)
         seg_off = np.zeros(n_users + 1, dtype=np.int64)
@@ -223,25 +231,15 @@ class FeatureEngine:
                           ("terminal", term_hash), ("device", dev_hash), ("lat", batch.lat),
                           ("lon", batch.lon)):
             combined[name][batch_pos] = src
-        agg_count = np.zeros(n_users, dtype=np.int64)
-        agg_sum = np.zeros(n_users, dtype=np.float64)
-        agg_loc = np.zeros(n_users, dtype=np.int64)
-        agg_lat = np.zeros(n_users, dtype=np.float64)
-        agg_lon = np.zeros(n_users, dtype=np.float64)
-        present = [u for u, state in enumerate(states) if state is not None]
-        if present:
-            known = [state for state in states if state is not None]
-            lengths = hist_len[present]
-            at = _ranges(seg_off[present], lengths)
-            for name in ("ts", "amount", "terminal", "device", "tx"):
-                combined[name][at] = np.concatenate(
-                    [getattr(state, name)[len(state) - h:]
-                     for state, h in zip(known, lengths.tolist(), strict=True)])
-            agg_count[present] = [state.count for state in known]
-            agg_sum[present] = [state.amount_sum for state in known]
-            agg_loc[present] = [state.loc_count for state in known]
-            agg_lat[present] = [state.lat_sum for state in known]
-            agg_lon[present] = [state.lon_sum for state in known]
+        at = ranges(seg_off[:-1], hist_len)
+        for name in EVENT_COLUMNS:
+            combined[name][at] = getattr(states, name)
+        # The kernel updates the aggregates in place: copies, so `states` stays as read.
+        agg_count = states.count.copy()
+        agg_sum = states.amount_sum.copy()
+        agg_loc = states.loc_count.copy()
+        agg_lat = states.lat_sum.copy()
+        agg_lon = states.lon_sum.copy()
         started = time.perf_counter()
         # combined["ts"] becomes the effective times, in place. Scratch arrays come from
         # NumPy, whose large allocations get transparent huge pages (see the kernel).
@@ -310,29 +308,17 @@ class FeatureEngine:
         comb = users.combined
         comb["tx"][users.batch_pos] = tx_hash
         agg_count, agg_sum, agg_loc, agg_lat, agg_lon = users.aggregates
-        new_states: dict[str, UserState] = {}
         # Keep the last K events, and every event a later window can still reach: those
         # within the longest window of the newest event, at most window_cap of them.
         starts = kernels.state_starts(users.seg_off, np.asarray(comb["ts"], dtype=np.int64),
                                       int(WINDOWS_US.max()),
                                       self.config.history_k, self.config.window_cap)
         lengths = users.seg_off[1:] - starts
-        kept = _ranges(starts, lengths)
-        # One compact copy per column; each user's state holds views into it.
-        cols = [np.ascontiguousarray(comb[name][kept])
-                for name in ("ts", "amount", "terminal", "device", "tx")]
-        bounds = np.concatenate([[0], np.cumsum(lengths)]).tolist()
-        counts, sums, locs = agg_count.tolist(), agg_sum.tolist(), agg_loc.tolist()
-        lats, lons = agg_lat.tolist(), agg_lon.tolist()
-        for u, user_id in enumerate(users.user_ids.tolist()):
-            a, b = bounds[u], bounds[u + 1]
-            old = users.states[u]
-            new_states[user_id] = UserState(
-                cols[0][a:b], cols[1][a:b], cols[2][a:b], cols[3][a:b],
-                cols[4][a:b], counts[u], sums[u], locs[u], lats[u], lons[u],
-                0 if old is None else old.version,
-            )
-        store.save_users(new_states)
+        kept = ranges(starts, lengths)
+        new = UserColumns.of(lengths, [comb[name][kept] for name in EVENT_COLUMNS],
+                             [agg_count, agg_sum, agg_loc, agg_lat, agg_lon,
+                              users.loaded.version])
+        _save_users(store, users.user_ids, new)
         keep = ~skip_event
         store.add_terminal_events(batch.terminal_id[keep], users.eff[keep], tx_hash[keep])
         if len(label_rows):
@@ -347,13 +333,36 @@ def _take(support: SupportContext | None, rows: npt.NDArray[np.bool_]
     return SupportContext(*(getattr(support, f.name)[rows] for f in fields(support)))
 
 
-def _ranges(starts: I64, lengths: I64) -> I64:
-    """The concatenation of ``range(starts[i], starts[i] + lengths[i])`` for every i."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.empty(0, dtype=np.int64)
-    offsets = np.cumsum(lengths) - lengths
-    return (np.repeat(starts - offsets, lengths) + np.arange(total)).astype(np.int64)
+@dataclass(slots=True)
+class _Loaded:
+    """The user states read for a batch, which parts of it may then be computed from."""
+
+    user_ids: ObjArray
+    columns: UserColumns
+
+    def of(self, user_ids: ObjArray) -> UserColumns:
+        """The states of `user_ids` (a subset of the loaded users), in that order."""
+        if len(user_ids) == len(self.user_ids) and np.array_equal(user_ids, self.user_ids):
+            return self.columns
+        where = {u: i for i, u in enumerate(self.user_ids.tolist())}
+        return self.columns.take(np.fromiter((where[u] for u in user_ids.tolist()),
+                                             dtype=np.int64, count=len(user_ids)))
+
+
+def _load_users(store: StateStore, user_ids: ObjArray, keep: int) -> UserColumns:
+    """The states of `user_ids` column-wise, from a columnar store without a Python object
+    per user, from any other store through its `UserState` records."""
+    if isinstance(store, ColumnarUserStore):
+        return store.load_user_columns(user_ids, keep)
+    loaded = store.load_users(user_ids.tolist())
+    return columns_of([loaded.get(u) for u in user_ids.tolist()], keep)
+
+
+def _save_users(store: StateStore, user_ids: ObjArray, states: UserColumns) -> None:
+    if isinstance(store, ColumnarUserStore):
+        store.save_user_columns(user_ids, states)
+    else:
+        store.save_users(states_of(states, user_ids.tolist()))
 
 
 def _hash_by_value(values: ObjArray) -> U64:

@@ -25,8 +25,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from fraud.errors import StaleWriteError, StoreError
+from fraud.errors import StoreError
 from fraud.features.ids import dense_codes
+from fraud.features.usertable import AGGREGATES, EVENT_COLUMNS, UserColumns, UserTable
 from fraud.schema.batch import MISSING_TIME
 
 __all__ = [
@@ -35,9 +36,11 @@ __all__ = [
     "StateStore",
     "TerminalSnapshot",
     "UserState",
+    "columns_of",
     "day_bucket",
     "event_element",
     "label_element",
+    "states_of",
 ]
 
 I64 = npt.NDArray[np.int64]
@@ -162,6 +165,43 @@ class TerminalSnapshot:
         return cls(e, e, u, e, e, u, e)
 
 
+def columns_of(states: Sequence[UserState | None], keep: int | None = None) -> UserColumns:
+    """`states` column-wise (None: a user never seen), each cut to its newest `keep` events
+    when given: how the engine reads a store that keeps `UserState` records."""
+    cols = UserColumns.empty(len(states))
+    known = [(i, s) for i, s in enumerate(states) if s is not None]
+    if not known:
+        return cols
+    at = np.array([i for i, _ in known], dtype=np.int64)
+    lengths = [len(s) if keep is None else min(len(s), keep) for _, s in known]
+    cols.hist_len[at] = lengths
+    for name in EVENT_COLUMNS:
+        setattr(cols, name, np.concatenate(
+            [getattr(s, name)[len(s) - h:] for (_, s), h in zip(known, lengths, strict=True)]))
+    for name in AGGREGATES:
+        getattr(cols, name)[at] = [getattr(s, name) for _, s in known]
+    return cols
+
+
+def states_of(cols: UserColumns, user_ids: Sequence[str], *, stored_only: bool = False
+              ) -> dict[str, UserState]:
+    """One `UserState` per user (views into `cols`); `stored_only` leaves out users at
+    version 0 (never stored)."""
+    bounds = cols.offsets().tolist()
+    ts, amount, terminal, device, tx = (getattr(cols, name) for name in EVENT_COLUMNS)
+    count, amount_sum, loc_count, lat_sum, lon_sum, version = (
+        getattr(cols, name).tolist() for name in AGGREGATES)
+    out: dict[str, UserState] = {}
+    for i, user_id in enumerate(user_ids):
+        if stored_only and version[i] == 0:
+            continue
+        a, b = bounds[i], bounds[i + 1]
+        out[user_id] = UserState(ts[a:b], amount[a:b], terminal[a:b], device[a:b], tx[a:b],
+                                 count[i], amount_sum[i], loc_count[i], lat_sum[i],
+                                 lon_sum[i], version[i])
+    return out
+
+
 @runtime_checkable
 class StateStore(Protocol):
     """Where feature state lives between batches (in memory here; DynamoDB elsewhere)."""
@@ -195,7 +235,6 @@ class StateStore(Protocol):
 
 
 _SMALL_CHUNK = 1 << 16
-_REPACK_EVERY = 1
 
 
 class _SetLog:
@@ -319,68 +358,38 @@ class InMemoryStore:
     `retain_us` bounds memory on a long replay: terminal events and labels older than the
     newest one by more than that are dropped (a whole chunk at a time). Give it at least the
     longest window plus the label delay plus the lateness any batch may have, so nothing a
-    later read could ask for goes; None (the default) keeps everything.
+    later read could ask for goes; None (the default) keeps everything. User states are
+    held column-wise (`UserTable`): the engine reads and writes a batch's users without a
+    Python object per user (`load_user_columns` / `save_user_columns`).
     """
 
     def __init__(self, retain_us: int | None = None) -> None:
-        self._users: dict[str, UserState] = {}
+        self._users = UserTable()
         self._codes: dict[str, int] = {}
         self._events = _SetLog(3)  # terminal code, ts, hash32
         self._labels = _SetLog(4)  # terminal code, ts, hash16, label time
         self._retain_us = retain_us
-        # Which save last wrote each user. A writer may hand over states that are views into
-        # one array per batch; a user who is not written again would keep that whole array
-        # alive, so users idle for `_REPACK_EVERY` saves are copied into one compact array.
-        self._saved_at: dict[str, int] = {}
-        self._saves = 0
 
     def __repr__(self) -> str:
         return f"InMemoryStore(users={len(self._users)}, terminals={len(self._codes)})"
 
     def load_users(self, user_ids: Sequence[str]) -> dict[str, UserState]:
-        users = self._users
-        return {u: users[u] for u in user_ids if u in users}
+        ids = np.array(list(user_ids), dtype=object)
+        return states_of(self._users.load(ids, np.iinfo(np.int64).max), list(user_ids),
+                         stored_only=True)
 
     def save_users(self, states: Mapping[str, UserState]) -> None:
-        for user_id, state in states.items():
-            current = self._users.get(user_id)
-            stored_version = 0 if current is None else current.version
-            if stored_version != state.version:
-                raise StaleWriteError(
-                    f"user state {user_id!r}: stored version {stored_version}, "
-                    f"write based on version {state.version}"
-                )
-        self._saves += 1
-        saves = self._saves
-        saved_at = self._saved_at
-        for user_id, state in states.items():
-            self._users[user_id] = _with_version(state, state.version + 1)
-            saved_at[user_id] = saves
-        if saves % _REPACK_EVERY == 0:
-            self._repack_idle(saves - _REPACK_EVERY)
+        ids = list(states)
+        self._users.save(np.array(ids, dtype=object), columns_of([states[u] for u in ids]))
 
-    def _repack_idle(self, last_save: int) -> None:
-        """Copy the states of users not written since save `last_save` into one array each.
+    def load_user_columns(self, user_ids: ObjArray, keep: int) -> UserColumns:
+        """States of `user_ids` (distinct) column-wise, each cut to its newest `keep` events:
+        the engine's path, with no Python object per user."""
+        return self._users.load(user_ids, keep)
 
-        A pack holds only users idle at the time; it stays alive while any of them remains
-        idle, wasting at most the share of them that became active again.
-        """
-        idle = [u for u, at in self._saved_at.items() if at <= last_save]
-        if not idle:
-            return
-        users = self._users
-        old = [users[u] for u in idle]
-        cols = [np.concatenate([getattr(state, name) for state in old])
-                for name in ("ts", "amount", "terminal", "device", "tx")]
-        bounds = np.concatenate([[0], np.cumsum([len(state) for state in old])]).tolist()
-        for k, (user_id, state) in enumerate(zip(idle, old, strict=True)):
-            a, b = bounds[k], bounds[k + 1]
-            users[user_id] = UserState(cols[0][a:b], cols[1][a:b], cols[2][a:b], cols[3][a:b],
-                                       cols[4][a:b], state.count, state.amount_sum,
-                                       state.loc_count, state.lat_sum, state.lon_sum,
-                                       state.version)
-            # Packed once: left alone until written again (no copying of long-idle users).
-            del self._saved_at[user_id]
+    def save_user_columns(self, user_ids: ObjArray, states: UserColumns) -> None:
+        """`save_users` column-wise (distinct users); versions checked the same way."""
+        self._users.save(user_ids, states)
 
     def _code_of(self, terminal_ids: ObjArray) -> npt.NDArray[np.int64]:
         # One dict probe per distinct terminal, not per row (codes in order of first sight).
@@ -435,8 +444,3 @@ class InMemoryStore:
         self._events.forget_before(newest - self._retain_us)
         self._labels.forget_before(newest - self._retain_us)
 
-
-def _with_version(state: UserState, version: int) -> UserState:
-    return UserState(state.ts, state.amount, state.terminal, state.device, state.tx,
-                     state.count, state.amount_sum, state.loc_count, state.lat_sum,
-                     state.lon_sum, version)

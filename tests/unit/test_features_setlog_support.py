@@ -93,25 +93,3 @@ def test_columnar_reader_leaves_odd_files_to_the_row_reader(tmp_path: Path) -> N
     path.write_text('{"user_id": "u", "created_at": "1700000000"}\n')
     assert _load_columns(path, "user_id", "created_at", {}) is None  # epoch text
     assert _load_rows(path, "user_id", "created_at", {}).times.tolist() == [1700000000000000]
-
-
-def test_idle_users_are_repacked_with_the_same_state() -> None:
-    from fraud.features import FeatureEngine
-    from fraud.schema.batch import TransactionBatch
-
-    def batch(users: list[str], t0: int) -> TransactionBatch:
-        n = len(users)
-        return TransactionBatch.from_columns(
-            transaction_id=[f"{t0}-{i}" for i in range(n)],
-            timestamp_us=[t0 + i for i in range(n)], user_id=users,
-            terminal_id=["m"] * n, amount=[1.0 + i for i in range(n)])
-
-    engine, store = FeatureEngine(), InMemoryStore()
-    engine.extract(batch(["idle", "busy"], 0), store)
-    before = store.load_users(["idle"])["idle"]
-    for k in range(1, 6):
-        engine.extract(batch(["busy", "busy"], k * 1_000), store)
-    after = store.load_users(["idle"])["idle"]
-    assert after is not before  # repacked into a new array ...
-    assert after.encode() == before.encode() and after.version == before.version  # ... same
-    assert after.ts.base is not before.ts.base
