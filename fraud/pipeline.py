@@ -59,6 +59,11 @@ class StageTimes:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + (now - started)
         return now
 
+    def merge(self, other: StageTimes) -> None:
+        """Add `other`'s seconds (another thread's stages) to these."""
+        for stage, seconds in other.seconds.items():
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Outcome:
@@ -192,7 +197,16 @@ class Pipeline:
     def process(self, batch: TransactionBatch,
                 decide_rows: npt.NDArray[np.bool_] | None = None) -> Outcome:
         """Features for every row (all rows feed the state), decisions for `decide_rows`."""
-        matrix = self.features(batch)
+        return self.decide(batch, self.features(batch), decide_rows)
+
+    def decide(self, batch: TransactionBatch, matrix: FeatureMatrix,
+               decide_rows: npt.NDArray[np.bool_] | None = None, *,
+               times: StageTimes | None = None) -> Outcome:
+        """Score and rules for `decide_rows` of a batch whose features are `matrix`.
+
+        Batches must be decided in the order their features were computed (the guardrail's
+        window runs on them in that order); `times` defaults to this pipeline's.
+        """
         if decide_rows is not None and not bool(np.all(decide_rows)):
             batch = batch.take(decide_rows)
             matrix = FeatureMatrix(
@@ -201,7 +215,7 @@ class Pipeline:
                 redelivered=(None if matrix.redelivered is None
                              else matrix.redelivered[decide_rows]))
         return decide(batch, matrix, self.scorer, self.rules(), self.guardrail,
-                      times=self.times)
+                      times=self.times if times is None else times)
 
 
 def iso_timestamps(ts_us: npt.NDArray[np.int64]) -> ObjArray:

@@ -63,7 +63,8 @@ class ReplayConfig:
     compare_model: Path | None = None
     support_dir: Path | None = None
     chunk_rows: int = 200_000
-    # Read ahead and write behind in two threads (same bytes; see `_Prefetch`, `_Output`).
+    # Read ahead, decide behind and write behind in threads (same bytes; see `_Prefetch`,
+    # `_Ordered`, `_Output`).
     overlap: bool = True
 
 
@@ -174,42 +175,63 @@ def run_replay(
     chunks = read_transactions(config.input, config.columns, chunk_rows=config.chunk_rows,
                                settings=settings)
     output = _Output(config.output, times, threaded=config.overlap)
+    decided = StageTimes() if config.overlap else times
+
+    def decide_chunk(task: tuple[str, Any]) -> None:
+        """Chunk N's score, rules and effects (in order), while chunk N+1's features run."""
+        kind, body = task
+        if kind == "reject":
+            output.reject(body)
+            return
+        batch, matrix, mask = body
+        outcome = pipeline.decide(batch, matrix, mask, times=decided)
+        alt = None
+        if variant is not None:
+            alt = decide(outcome.batch, outcome.features, variant.scorer, variant.rules,
+                         variant.guardrail, times=StageTimes())
+        if backtest is not None:
+            backtest.add(outcome, alt)
+        output.write(outcome)
+        _account(summary, outcome)  # counted once handed to the writer, which drains on exit
+
+    decider = _Ordered(decide_chunk, "replay-decider", threaded=config.overlap)
     reader = _Prefetch(chunks, times) if config.overlap else _Inline(chunks, times)
-    write_error: BaseException | None = None
+    errors: list[BaseException] = []
     try:
         for parsed in reader:
             batch = parsed.batch
             summary.rows_read += len(batch) + len(parsed.rejections)
             if parsed.rejections:
-                output.reject(_rejection_columns(parsed.rejections))
+                decider.submit(("reject", _rejection_columns(parsed.rejections)))
                 summary.rows_rejected += len(parsed.rejections)
             if len(batch):
                 ts = batch.timestamp_us
                 running = np.maximum.accumulate(np.concatenate(([last_ts], ts)))[:-1]
                 summary.rows_out_of_order += int(np.sum(ts < running))
                 last_ts = max(last_ts, int(ts.max()))
-                outcome = pipeline.process(batch, _decide_mask(batch, config.start_us,
-                                                               config.end_us))
-                alt = None
-                if variant is not None:
-                    alt = decide(outcome.batch, outcome.features, variant.scorer,
-                                 variant.rules, variant.guardrail, times=StageTimes())
-                _account(summary, outcome)
-                if backtest is not None:
-                    backtest.add(outcome, alt)
-                output.write(outcome)
+                matrix = pipeline.features(batch)
+                decider.submit(("decide", (batch, matrix, _decide_mask(
+                    batch, config.start_us, config.end_us))))
+                del batch, matrix  # the decider owns them now
             if progress is not None:
                 progress(summary.rows_read)
         summary.complete = True
     except KeyboardInterrupt:
         log.warning("replay_interrupted", rows_read=summary.rows_read,
                     rows_decided=summary.rows_decided)
+    except _WorkerFailedError:
+        pass  # the worker's own error is collected below
     finally:
         reader.stop()
-        # Everything decided so far reaches the file, also after Ctrl-C: the summary's
-        # rows_decided then counts exactly the rows written.
-        write_error = output.close()
-        if write_error is not None:
+        # Everything decided so far reaches the file, also after Ctrl-C or an error in a
+        # worker: the summary's rows_decided then counts exactly the rows written.
+        # A worker stopped by the next one's failure reports `_WorkerFailedError`; the one that
+        # failed first reports the cause.
+        errors += [e for e in (decider.close(), output.close())
+                   if e is not None and not isinstance(e, _WorkerFailedError)]
+        if decided is not times:
+            times.merge(decided)
+        if errors:
             summary.complete = False
         summary.seconds = time.perf_counter() - started
         summary.stage_seconds = {k: round(v, 4) for k, v in sorted(times.seconds.items())}
@@ -217,8 +239,8 @@ def run_replay(
             summary.report = backtest.write(config.report_dir, summary_header=_header(summary))
         Path(str(config.output) + ".summary.json").write_text(summary.to_json() + "\n",
                                                                encoding="utf-8")
-    if write_error is not None:
-        raise write_error
+    if errors:
+        raise errors[0]
     if not summary.complete:
         raise KeyboardInterrupt
     return summary
@@ -312,14 +334,72 @@ class _Prefetch(_Inline):
             self._times.seconds["read"] = self._times.seconds.get("read", 0.0) + read
 
 
+class _WorkerFailedError(Exception):
+    """A worker thread failed; its error is returned by its `close`."""
+
+
+class _Ordered:
+    """Runs tasks one at a time, in the order submitted: in a thread, or inline.
+
+    `submit` hands a task over only once the previous one is done, so at most one task
+    waits and memory holds one chunk more than inline running. The first error stops the
+    worker: later tasks are dropped, `submit` raises `_WorkerFailedError` in the caller's
+    thread, and `close` (which drains and joins) returns the error.
+    """
+
+    def __init__(self, run: Callable[[Any], None], name: str, *, threaded: bool) -> None:
+        self._run_task = run
+        self._error: BaseException | None = None
+        self._queue: queue.Queue[Any] | None = None
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._queue = queue.Queue(maxsize=1)
+            self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+            self._thread.start()
+
+    def submit(self, task: Any) -> None:
+        if self._error is not None:
+            raise _WorkerFailedError
+        if self._queue is None:
+            try:
+                self._run_task(task)
+            except Exception as exc:  # returned by close, as in the threaded case
+                self._error = exc
+                raise _WorkerFailedError from exc
+            return
+        self._queue.join()
+        if self._error is not None:
+            raise _WorkerFailedError
+        self._queue.put(task)
+
+    def _loop(self) -> None:
+        while self._queue is not None:
+            task = self._queue.get()
+            try:
+                if task is _DONE:
+                    return
+                if self._error is None:
+                    self._run_task(task)
+            except BaseException as exc:  # returned by close, raised by the caller
+                self._error = exc
+            finally:
+                del task  # done: let the chunk go before waiting for the next
+                self._queue.task_done()
+
+    def close(self) -> BaseException | None:
+        """Finish every task handed over, stop the thread; the error met, if any."""
+        if self._queue is not None and self._thread is not None and self._thread.is_alive():
+            self._queue.put(_DONE)
+            self._thread.join()
+        return self._error
+
+
 class _Output:
     """The output and rejects files, written in order by one writer thread (or inline).
 
     Formatting and encoding chunk N (Arrow's CSV and Parquet writers release the GIL) then
     overlaps deciding chunk N+1; a single thread and a FIFO keep the rows in input order,
-    so the bytes are the same either way. Chunk N+1 is handed over only once chunk N is
-    written, so at most one outcome waits on the writer. A write error is raised in the
-    caller's thread.
+    so the bytes are the same either way. A write error is raised in the caller's thread.
     """
 
     def __init__(self, path: Path, times: StageTimes, *, threaded: bool) -> None:
@@ -328,31 +408,13 @@ class _Output:
         self._writer = TableWriter(path)
         self._rejects: TableWriter | None = None
         self._own = StageTimes() if threaded else times
-        self._error: BaseException | None = None
-        self._queue: queue.Queue[Any] | None = None
-        self._thread: threading.Thread | None = None
-        if threaded:
-            self._queue = queue.Queue(maxsize=1)
-            self._thread = threading.Thread(target=self._run, name="replay-writer",
-                                            daemon=True)
-            self._thread.start()
+        self._worker = _Ordered(self._do, "replay-writer", threaded=threaded)
 
     def write(self, outcome: Outcome) -> None:
-        self._submit(("out", outcome))
+        self._worker.submit(("out", outcome))
 
     def reject(self, columns: dict[str, npt.NDArray[Any]]) -> None:
-        self._submit(("reject", columns))
-
-    def _submit(self, task: tuple[str, Any]) -> None:
-        if self._error is not None:
-            raise self._error
-        if self._queue is None:
-            self._do(task)
-        else:
-            self._queue.join()
-            if self._error is not None:
-                raise self._error
-            self._queue.put(task)
+        self._worker.submit(("reject", columns))
 
     def _do(self, task: tuple[str, Any]) -> None:
         kind, body = task
@@ -364,34 +426,18 @@ class _Output:
             self._rejects.write(body)
         self._own.add("write", t0)
 
-    def _run(self) -> None:
-        while self._queue is not None:
-            task = self._queue.get()
-            try:
-                if task is None:
-                    return
-                if self._error is None:
-                    self._do(task)
-            except BaseException as exc:  # re-raised in the main thread
-                self._error = exc
-            finally:
-                del task  # written: let the outcome go before waiting for the next
-                self._queue.task_done()
-
     def close(self) -> BaseException | None:
         """Drain, join and close both files; the write error met, if any (not raised, so
         the caller can still record the summary)."""
         try:
-            if self._queue is not None and self._thread is not None:
-                self._queue.put(None)
-                self._thread.join()
-                write = self._own.seconds.get("write", 0.0)
-                self._times.seconds["write"] = self._times.seconds.get("write", 0.0) + write
+            error = self._worker.close()
+            if self._own is not self._times:
+                self._times.merge(self._own)
         finally:
             self._writer.close()
             if self._rejects is not None:
                 self._rejects.close()
-        return self._error
+        return error
 
 
 def _account(summary: ReplaySummary, outcome: Outcome) -> None:

@@ -1,4 +1,4 @@
-"""Replay's read-ahead and write-behind threads: same bytes, errors and Ctrl-C still surface."""
+"""Replay's reader, decider and writer threads: same bytes; errors and Ctrl-C still surface."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from fraud.errors import InputError
 from fraud.generate import GenerateConfig, generate, write_dataset
+from fraud.pipeline import Pipeline
 from fraud.replay import ReplayConfig, rejects_path, run_replay
 from fraud.tabular import TableWriter
 
@@ -77,7 +78,8 @@ def test_a_reader_error_reaches_the_caller(tmp_path: Path) -> None:
         run_replay(_config(bad, tmp_path / "o.csv", overlap=True))
 
 
-def test_a_writer_error_reaches_the_caller(data: Path, tmp_path: Path,
+@pytest.mark.parametrize("overlap", [True, False])
+def test_a_writer_error_reaches_the_caller(data: Path, tmp_path: Path, overlap: bool,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     original = TableWriter.write
@@ -91,5 +93,26 @@ def test_a_writer_error_reaches_the_caller(data: Path, tmp_path: Path,
     monkeypatch.setattr(TableWriter, "write", failing_write)
     out = tmp_path / "o.csv"
     with pytest.raises(OSError, match="disk full"):
-        run_replay(_config(data, out, overlap=True))
+        run_replay(_config(data, out, overlap=overlap))
     assert json.loads(Path(str(out) + ".summary.json").read_text())["complete"] is False
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_a_decider_error_reaches_the_caller_after_what_was_decided(
+        data: Path, tmp_path: Path, overlap: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    original = Pipeline.decide
+
+    def failing_decide(self: Pipeline, *args: Any, **kw: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("scorer broke")
+        return original(self, *args, **kw)
+
+    monkeypatch.setattr(Pipeline, "decide", failing_decide)
+    out = tmp_path / "o.csv"
+    with pytest.raises(RuntimeError, match="scorer broke"):
+        run_replay(_config(data, out, overlap=overlap, chunk_rows=200))
+    summary = json.loads(Path(str(out) + ".summary.json").read_text())
+    assert summary["complete"] is False
+    assert len(out.read_text().splitlines()) - 1 == summary["rows_decided"] == 400
