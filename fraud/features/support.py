@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fraud.errors import InputError
-from fraud.features.ids import dense_codes
+from fraud.features.ids import KeyIndex, dense_codes, local_hashes
 from fraud.features.kernels import segment_count_le
 from fraud.schema.batch import MISSING_TIME, TransactionBatch
 from fraud.schema.records import iter_records
@@ -169,7 +169,7 @@ class _Table:
             self.times = np.asarray(times, dtype=np.int64)
             self.offsets = np.zeros(1, dtype=np.int64)
             self.values = {k: np.asarray(v) for k, v in values.items()}
-        self._index: dict[str, int] = {k: i for i, k in enumerate(self.keys.tolist())}
+        self._index = KeyIndex(self.keys)
         # Whole-table arrays a lookup needs, computed on first use (the table is read-only).
         self.derived: dict[str, npt.NDArray[Any]] = {}
 
@@ -178,10 +178,7 @@ class _Table:
         dk = keys if isinstance(keys, _Keys) else _Keys.of(keys)
         if len(self.keys) == 0 or len(dk.codes) == 0:
             return np.full(len(dk.codes), -1, dtype=np.int64)
-        get = self._index.get
-        found = np.fromiter((get(k, -1) for k in dk.text), dtype=np.int64,
-                            count=len(dk.text))
-        return found[dk.codes]
+        return self._index.find(dk.distinct, dk.hashes)[dk.codes]
 
     def upto(self, keys: ObjArray | _Keys, t: I64) -> tuple[I64, I64]:
         """(segment start, end) where end is one past the last row with time <= t."""
@@ -196,15 +193,16 @@ class _Table:
 
 @dataclass(frozen=True, slots=True)
 class _Keys:
-    """A batch column factorised once: code per row and the distinct values as text."""
+    """A batch column factorised once: code per row, the distinct values and their hashes."""
 
     codes: I64
-    text: list[str]
+    distinct: ObjArray
+    hashes: I64
 
     @classmethod
     def of(cls, keys: ObjArray) -> _Keys:
         codes, distinct = dense_codes(np.asarray(keys, dtype=object))
-        return cls(codes, [str(k) for k in distinct.tolist()])
+        return cls(codes, distinct, local_hashes(distinct))
 
 
 class SupportStore:
