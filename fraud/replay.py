@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,14 @@ from fraud.features import FeatureConfig, FeatureEngine, InMemoryStore, StateSto
 from fraud.features.api import DAY_US, USER_WINDOWS_DAYS
 from fraud.logs import get_logger
 from fraud.model.scorer import LocalScorer, Scorer
-from fraud.pipeline import Outcome, Pipeline, StageTimes, decide, output_columns
+from fraud.pipeline import (
+    Outcome,
+    Pipeline,
+    StageTimes,
+    SupportLookup,
+    decide,
+    output_columns,
+)
 from fraud.report import BacktestAccumulator, json_safe
 from fraud.rules import ACTIONS, RuleSet, default_vocabulary, load_rules
 from fraud.rules.guardrail import GuardrailState
@@ -143,19 +151,18 @@ def run_replay(
     written so far is closed cleanly and the summary says ``"complete": false``.
     """
     started = time.perf_counter()
-    scorer = LocalScorer.load(config.model_dir)
-    ruleset = _load_rules(config.rules_path)
-    variant = None
-    if config.compare_rules or config.compare_model:
-        variant = _Variant(
-            scorer=LocalScorer.load(config.compare_model) if config.compare_model else scorer,
-            rules=_load_rules(config.compare_rules) if config.compare_rules else ruleset,
-        )
-    support = None
-    if config.support_dir is not None:
-        from fraud.features import SupportStore
-
-        support = SupportStore.from_directory(config.support_dir).lookup
+    # Reading starts first: the first chunk is read while the model, the rules and the
+    # supporting stores load (JSON and Parquet decoding release the GIL).
+    read_times = StageTimes()
+    chunks = read_transactions(config.input, config.columns, chunk_rows=config.chunk_rows,
+                               settings=settings)
+    reader = (_Prefetch(chunks, read_times) if config.overlap
+              else _Inline(chunks, read_times))
+    try:
+        scorer, ruleset, variant, support = _load_parts(config)
+    except BaseException:
+        reader.stop()
+        raise
     engine = FeatureEngine(FeatureConfig(label_delay_days=config.label_delay_days,
                                          history_k=config.history_k))
     if store is None:
@@ -172,8 +179,6 @@ def run_replay(
                 if config.report_dir is not None else None)
     times = pipeline.times
     last_ts = np.iinfo(np.int64).min
-    chunks = read_transactions(config.input, config.columns, chunk_rows=config.chunk_rows,
-                               settings=settings)
     output = _Output(config.output, times, threaded=config.overlap)
     decided = StageTimes() if config.overlap else times
 
@@ -195,7 +200,6 @@ def run_replay(
         _account(summary, outcome)  # counted once handed to the writer, which drains on exit
 
     decider = _Ordered(decide_chunk, "replay-decider", threaded=config.overlap)
-    reader = _Prefetch(chunks, times) if config.overlap else _Inline(chunks, times)
     errors: list[BaseException] = []
     try:
         for parsed in reader:
@@ -223,6 +227,7 @@ def run_replay(
         pass  # the worker's own error is collected below
     finally:
         reader.stop()
+        times.merge(read_times)
         # Everything decided so far reaches the file, also after Ctrl-C or an error in a
         # worker: the summary's rows_decided then counts exactly the rows written.
         # A worker stopped by the next one's failure reports `_WorkerFailedError`; the one that
@@ -244,6 +249,33 @@ def run_replay(
     if not summary.complete:
         raise KeyboardInterrupt
     return summary
+
+
+def _load_parts(config: ReplayConfig
+                ) -> tuple[Scorer, RuleSet, _Variant | None, SupportLookup | None]:
+    """Model, rules, the comparison's, and the supporting stores (loaded in a thread of
+    their own beside the rest when overlapping: their JSON decoding releases the GIL)."""
+    from fraud.features import SupportStore
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-stores") as pool:
+        stores = (pool.submit(SupportStore.from_directory, config.support_dir)
+                  if config.support_dir is not None and config.overlap else None)
+        scorer = LocalScorer.load(config.model_dir)
+        ruleset = _load_rules(config.rules_path)
+        variant = None
+        if config.compare_rules or config.compare_model:
+            variant = _Variant(
+                scorer=(LocalScorer.load(config.compare_model) if config.compare_model
+                        else scorer),
+                rules=_load_rules(config.compare_rules) if config.compare_rules else ruleset,
+            )
+        if stores is not None:
+            support: SupportLookup | None = stores.result().lookup
+        elif config.support_dir is not None:
+            support = SupportStore.from_directory(config.support_dir).lookup
+        else:
+            support = None
+    return scorer, ruleset, variant, support
 
 
 class _Inline:

@@ -53,8 +53,9 @@ def _store(kind: str, settings: Any) -> StateStore | None:
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=200_000, show_default=True,
               help="Rows read and decided per batch.")
 @click.option("--overlap/--no-overlap", default=True, show_default=True,
-              help="Read the next chunk and write the previous one in threads while deciding "
-                   "this one (same output either way; --no-overlap holds fewer chunks).")
+              help="Pipeline the chunks over threads: read chunk N+2, compute N+1's "
+                   "features, score and rule N, write N-1 at once (same output either way; "
+                   "--no-overlap holds fewer chunks).")
 @settings_options("model_dir", "rules_path", "label_delay_days", "history_k", "region",
                   "endpoint_url", "table_prefix", "log_level")
 def command(input_path: str, output: Path, columns: Any, start: int | None, end: int | None,

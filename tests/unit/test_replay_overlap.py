@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fraud.errors import InputError
+from fraud.errors import InputError, ModelError
 from fraud.generate import GenerateConfig, generate, write_dataset
 from fraud.pipeline import Pipeline
 from fraud.replay import ReplayConfig, rejects_path, run_replay
@@ -116,3 +117,9 @@ def test_a_decider_error_reaches_the_caller_after_what_was_decided(
     summary = json.loads(Path(str(out) + ".summary.json").read_text())
     assert summary["complete"] is False
     assert len(out.read_text().splitlines()) - 1 == summary["rows_decided"] == 400
+
+
+def test_a_model_that_fails_to_load_stops_the_reader(data: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelError):
+        run_replay(_config(data, tmp_path / "o.csv", model_dir=tmp_path / "no-model"))
+    assert not [t for t in threading.enumerate() if t.name == "replay-reader" and t.is_alive()]
