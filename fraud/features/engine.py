@@ -11,9 +11,11 @@ because everything a row sees is either in the store or arrived earlier in its o
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -349,18 +351,25 @@ class _Loaded:
                                              dtype=np.int64, count=len(user_ids)))
 
 
+@functools.cache
+def _columnar(kind: type) -> bool:
+    """Whether stores of this type are a `ColumnarUserStore` (once per type: a runtime
+    Protocol check costs far more than the dict probe)."""
+    return issubclass(kind, ColumnarUserStore)
+
+
 def _load_users(store: StateStore, user_ids: ObjArray, keep: int) -> UserColumns:
     """The states of `user_ids` column-wise, from a columnar store without a Python object
     per user, from any other store through its `UserState` records."""
-    if isinstance(store, ColumnarUserStore):
-        return store.load_user_columns(user_ids, keep)
+    if _columnar(type(store)):
+        return cast(ColumnarUserStore, store).load_user_columns(user_ids, keep)
     loaded = store.load_users(user_ids.tolist())
     return columns_of([loaded.get(u) for u in user_ids.tolist()], keep)
 
 
 def _save_users(store: StateStore, user_ids: ObjArray, states: UserColumns) -> None:
-    if isinstance(store, ColumnarUserStore):
-        store.save_user_columns(user_ids, states)
+    if _columnar(type(store)):
+        cast(ColumnarUserStore, store).save_user_columns(user_ids, states)
     else:
         store.save_users(states_of(states, user_ids.tolist()))
 
