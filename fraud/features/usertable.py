@@ -112,20 +112,27 @@ class ColumnarUserStore(Protocol):
         ...
 
 
+# Columns of `UserTable._ints`.
+_VERSION, _COUNT, _LOC_COUNT, _START, _LEN, _CAP = range(6)
+_MIN_SLOT = 16
+
+
 class UserTable:
     """User states held column-wise: one row of aggregates per user, events in a shared pool.
 
-    A write appends the users' new events at the end of the pool and points their rows at
-    them; what they replace becomes garbage. When the pool is full it is compacted (only
-    live events are copied, into a pool twice their size), so memory stays within about
-    twice the live state and a user who goes idle costs only their own events.
+    Each user owns a slot of the pool with room for a power of two of events. A write whose
+    events fit the user's slot overwrites it in place (the usual case: a user's history is
+    capped, so it stops growing); a longer one moves the user to a new slot twice as big at
+    the end of the pool, and the old slot becomes garbage. When the pool is full, it is
+    compacted (every user's events copied into a pool with 50 % headroom). So memory stays
+    within a small multiple of the live state, and a user who goes idle costs only their slot.
     """
 
     def __init__(self) -> None:
         self._index: dict[str, int] = {}
         self._n = 0
         # Row capacity grows by doubling; rows past `_n` are zero.
-        self._ints = np.zeros((64, 5), dtype=np.int64)  # version, count, loc_count, start, len
+        self._ints = np.zeros((64, 6), dtype=np.int64)  # see _VERSION .. _CAP
         self._floats = np.zeros((64, 3), dtype=np.float64)  # amount_sum, lat_sum, lon_sum
         self._pool = [np.empty(0, dtype=d) for d in _EVENT_DTYPES]
         self._used = 0
@@ -135,12 +142,12 @@ class UserTable:
 
     @property
     def pool_size(self) -> int:
-        """Events the pool has room for (live ones and garbage)."""
+        """Events the pool has room for (slots, their headroom and garbage)."""
         return len(self._pool[0])
 
     @property
     def live_events(self) -> int:
-        return int(self._ints[: self._n, 4].sum())
+        return int(self._ints[: self._n, _LEN].sum())
 
     def rows_of(self, user_ids: ObjArray) -> I64:
         """Each user's row, -1 for users never stored."""
@@ -158,16 +165,18 @@ class UserTable:
         ints[~present] = 0
         floats = self._floats[safe]
         floats[~present] = 0.0
-        length = ints[:, 4]
+        length = ints[:, _LEN]
         hist_len = np.minimum(length, keep)
-        at = ranges(ints[:, 3] + length - hist_len, hist_len)
+        at = ranges(ints[:, _START] + length - hist_len, hist_len)
         return UserColumns.of(hist_len, [col[at] for col in self._pool],
-                              [ints[:, 1].copy(), floats[:, 0].copy(), ints[:, 2].copy(),
-                               floats[:, 1].copy(), floats[:, 2].copy(), ints[:, 0].copy()])
+                              [ints[:, _COUNT].copy(), floats[:, 0].copy(),
+                               ints[:, _LOC_COUNT].copy(), floats[:, 1].copy(),
+                               floats[:, 2].copy(), ints[:, _VERSION].copy()])
 
     def save(self, user_ids: ObjArray, states: UserColumns) -> None:
+        """Write `states` (distinct users), checking versions first; nothing on a conflict."""
         rows = self.rows_of(user_ids)
-        stored = np.where(rows >= 0, self._ints[np.maximum(rows, 0), 0], 0)
+        stored = np.where(rows >= 0, self._ints[np.maximum(rows, 0), _VERSION], 0)
         stale = np.flatnonzero(stored != states.version)
         if len(stale):
             i = int(stale[0])
@@ -183,20 +192,28 @@ class UserTable:
             for i, r in zip(new.tolist(), rows[new].tolist(), strict=True):
                 index[user_ids[i]] = r
             self._n += len(new)
-        total = int(states.hist_len.sum())
-        self._ints[rows, 3:5] = 0  # their old events are garbage from here on
-        if self._used + total > self.pool_size:
-            self._compact(total)
-        starts = self._used + states.offsets()[:-1]
-        for col, name in zip(self._pool, EVENT_COLUMNS, strict=True):
-            col[self._used: self._used + total] = getattr(states, name)
-        self._used += total
         ints = self._ints
-        ints[rows, 0] = states.version + 1
-        ints[rows, 1] = states.count
-        ints[rows, 2] = states.loc_count
-        ints[rows, 3] = starts
-        ints[rows, 4] = states.hist_len
+        length = states.hist_len
+        moving = np.flatnonzero(length > ints[rows, _CAP])
+        if len(moving):
+            # Their old slots are garbage from here on; new ones go at the end of the pool.
+            cap = np.maximum(_MIN_SLOT, 1 << np.ceil(np.log2(np.maximum(length[moving], 1))
+                                                     ).astype(np.int64))
+            ints[rows[moving], _CAP] = 0
+            ints[rows[moving], _LEN] = 0
+            need = int(cap.sum())
+            if self._used + need > self.pool_size:
+                self._compact(need)
+            ints[rows[moving], _START] = self._used + np.cumsum(cap) - cap
+            ints[rows[moving], _CAP] = cap
+            self._used += need
+        at = ranges(ints[rows, _START], length)
+        for col, name in zip(self._pool, EVENT_COLUMNS, strict=True):
+            col[at] = getattr(states, name)
+        ints[rows, _VERSION] = states.version + 1
+        ints[rows, _COUNT] = states.count
+        ints[rows, _LOC_COUNT] = states.loc_count
+        ints[rows, _LEN] = length
         floats = self._floats
         floats[rows, 0] = states.amount_sum
         floats[rows, 1] = states.lat_sum
@@ -206,21 +223,25 @@ class UserTable:
         if n <= len(self._ints):
             return
         cap = max(n, 2 * len(self._ints))
-        ints = np.zeros((cap, 5), dtype=np.int64)
+        ints = np.zeros((cap, self._ints.shape[1]), dtype=np.int64)
         ints[: self._n] = self._ints[: self._n]
         floats = np.zeros((cap, 3), dtype=np.float64)
         floats[: self._n] = self._floats[: self._n]
         self._ints, self._floats = ints, floats
 
     def _compact(self, incoming: int) -> None:
-        """Copy the live events to the front of a pool with room for 2x (live + incoming)."""
+        """Every slot copied to the front of a new pool, with room for `incoming` more events
+        and 50 % headroom."""
         ints = self._ints[: self._n]
-        at = ranges(ints[:, 3], ints[:, 4])
-        live = len(at)
-        size = max(2 * (live + incoming), 1 << 16)
+        slots = ints[:, _CAP]
+        held = int(slots.sum())
+        size = max((held + incoming) * 3 // 2, 1 << 16)
         pool = [np.empty(size, dtype=d) for d in _EVENT_DTYPES]
+        starts = np.cumsum(slots) - slots
+        src = ranges(ints[:, _START], ints[:, _LEN])
+        dst = ranges(starts, ints[:, _LEN])
         for new, old in zip(pool, self._pool, strict=True):
-            new[:live] = old[at]
-        ints[:, 3] = np.cumsum(ints[:, 4]) - ints[:, 4]
+            new[dst] = old[src]
+        ints[:, _START] = starts
         self._pool = pool
-        self._used = live
+        self._used = held
