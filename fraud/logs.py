@@ -75,4 +75,17 @@ def get_logger(name: str) -> Any:
     """
     if not _configured:
         configure_logging(os.environ.get("FRAUD_LOG_LEVEL", "INFO"))
-    return structlog.get_logger(name).bind(logger=name)
+    return _Named(name)
+
+
+class _Named:
+    """A logger that binds its name at each call, not once: module-level loggers are made
+    at import time, and must follow a later `configure_logging` (level and output)."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(structlog.get_logger().bind(logger=self._name), method)

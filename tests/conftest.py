@@ -24,3 +24,13 @@ def dummy_aws_env() -> Iterator[None]:
             patch.setenv(key, value)
         patch.delenv("AWS_PROFILE", raising=False)
         yield
+
+
+@pytest.fixture(autouse=True)
+def _info_logging() -> Iterator[None]:
+    """Every test starts from INFO logs on stderr: a CLI run in-process (`fraud demo` sets
+    WARNING) would otherwise silence the logs a later test in the same worker reads."""
+    from fraud.logs import configure_logging
+
+    configure_logging("INFO")
+    yield
