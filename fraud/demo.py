@@ -44,10 +44,13 @@ class DemoConfig:
     timeout_seconds: float = 600.0
 
 
-def _start_local(local_dir: Path) -> dict[str, str]:
+def _start_local(local_dir: Path) -> tuple[dict[str, str], list[str]]:
+    """Endpoints of the local services, and the names of those started here (the ones to
+    stop at the end: services a `fraud local up` already runs are left running)."""
     from fraud.local import start
 
-    return {svc.name: svc.endpoint for svc, _ in start(local_dir, ["moto", "kinesis"])}
+    up = start(local_dir, ["moto", "kinesis"])
+    return {svc.name: svc.endpoint for svc, _ in up}, [svc.name for svc, new in up if new]
 
 
 def run_demo(settings: Settings, config: DemoConfig, echo: Callable[[str], None]) -> int:
@@ -57,7 +60,7 @@ def run_demo(settings: Settings, config: DemoConfig, echo: Callable[[str], None]
     work = Path(settings.local_dir) / "demo"
     work.mkdir(parents=True, exist_ok=True)
     local_dir = Path(settings.local_dir)
-    endpoints = _start_local(local_dir)
+    endpoints, started = _start_local(local_dir)
     echo(f"local AWS up: moto {endpoints['moto']}, kinesis-local {endpoints['kinesis']}")
     run = uuid.uuid4().hex[:6]
     settings = replace(
@@ -69,8 +72,11 @@ def run_demo(settings: Settings, config: DemoConfig, echo: Callable[[str], None]
     try:
         return _run(settings, config, work, echo)
     finally:
-        stop(local_dir)
-        echo("local AWS stopped")
+        if started:
+            stop(local_dir, started)
+            echo("local AWS stopped")
+        else:
+            echo("local AWS left running (it was up before the demo)")
 
 
 def _run(settings: Settings, config: DemoConfig, work: Path,
