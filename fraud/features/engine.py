@@ -320,7 +320,9 @@ class FeatureEngine:
         new = UserColumns.of(lengths, [comb[name][kept] for name in EVENT_COLUMNS],
                              [agg_count, agg_sum, agg_loc, agg_lat, agg_lon,
                               users.loaded.version])
-        _save_users(store, users.user_ids, new)
+        # What each user's new state adds to the stored one: its rows of this batch.
+        _save_users(store, users.user_ids, new,
+                    np.diff(users.seg_off) - users.loaded.hist_len)
         keep = ~skip_event
         store.add_terminal_events(batch.terminal_id[keep], users.eff[keep], tx_hash[keep])
         if len(label_rows):
@@ -367,9 +369,10 @@ def _load_users(store: StateStore, user_ids: ObjArray, keep: int) -> UserColumns
     return columns_of([loaded.get(u) for u in user_ids.tolist()], keep)
 
 
-def _save_users(store: StateStore, user_ids: ObjArray, states: UserColumns) -> None:
+def _save_users(store: StateStore, user_ids: ObjArray, states: UserColumns,
+                appended: I64) -> None:
     if _columnar(type(store)):
-        cast(ColumnarUserStore, store).save_user_columns(user_ids, states)
+        cast(ColumnarUserStore, store).save_user_columns(user_ids, states, appended)
     else:
         store.save_users(states_of(states, user_ids.tolist()))
 

@@ -387,9 +387,11 @@ class InMemoryStore:
         the engine's path, with no Python object per user."""
         return self._users.load(user_ids, keep)
 
-    def save_user_columns(self, user_ids: ObjArray, states: UserColumns) -> None:
-        """`save_users` column-wise (distinct users); versions checked the same way."""
-        self._users.save(user_ids, states)
+    def save_user_columns(self, user_ids: ObjArray, states: UserColumns,
+                          appended: I64 | None = None) -> None:
+        """`save_users` column-wise (distinct users); versions checked the same way. With
+        `appended`, only the new events are written (see `ColumnarUserStore`)."""
+        self._users.save(user_ids, states, appended)
 
     def _code_of(self, terminal_ids: ObjArray) -> npt.NDArray[np.int64]:
         # One dict probe per distinct terminal, not per row (codes in order of first sight).

@@ -106,33 +106,40 @@ class ColumnarUserStore(Protocol):
         """States of `user_ids` (distinct), each cut to its newest `keep` events."""
         ...
 
-    def save_user_columns(self, user_ids: ObjArray, states: UserColumns) -> None:
+    def save_user_columns(self, user_ids: ObjArray, states: UserColumns,
+                          appended: I64 | None = None) -> None:
         """Write states back (distinct users), each only if its stored version still equals
-        `states.version`; raises `StaleWriteError` otherwise, writing nothing."""
+        `states.version`; raises `StaleWriteError` otherwise, writing nothing.
+
+        `appended[i]`, when given, says user i's new events are the stored ones (all but
+        the oldest few) followed by its last `appended[i]` events: a store may then write
+        only those."""
         ...
 
 
 # Columns of `UserTable._ints`.
-_VERSION, _COUNT, _LOC_COUNT, _START, _LEN, _CAP = range(6)
+_VERSION, _COUNT, _LOC_COUNT, _BASE, _LEN, _CAP, _HEAD = range(7)
 _MIN_SLOT = 16
 
 
 class UserTable:
     """User states held column-wise: one row of aggregates per user, events in a shared pool.
 
-    Each user owns a slot of the pool with room for a power of two of events. A write whose
-    events fit the user's slot overwrites it in place (the usual case: a user's history is
-    capped, so it stops growing); a longer one moves the user to a new slot twice as big at
-    the end of the pool, and the old slot becomes garbage. When the pool is full, it is
-    compacted (every user's events copied into a pool with 50 % headroom). So memory stays
-    within a small multiple of the live state, and a user who goes idle costs only their slot.
+    Each user owns a slot of the pool with room for a power of two of events, used as a
+    ring: the oldest event is at offset `head`. A write that only drops the oldest events
+    and appends new ones (the engine's usual write, see `save`'s `appended`) writes just
+    the new events and moves `head`; any other write that fits rewrites the slot; a longer
+    one moves the user to a new slot twice as big at the end of the pool, and the old slot
+    becomes garbage. When the pool is full it is compacted (every user's events copied, in
+    order, into a pool with 50 % headroom). So memory stays within a small multiple of the
+    live state, and a user who goes idle costs only their slot.
     """
 
     def __init__(self) -> None:
         self._index: dict[str, int] = {}
         self._n = 0
         # Row capacity grows by doubling; rows past `_n` are zero.
-        self._ints = np.zeros((64, 6), dtype=np.int64)  # see _VERSION .. _CAP
+        self._ints = np.zeros((64, 7), dtype=np.int64)  # see _VERSION .. _HEAD
         self._floats = np.zeros((64, 3), dtype=np.float64)  # amount_sum, lat_sum, lon_sum
         self._pool = [np.empty(0, dtype=d) for d in _EVENT_DTYPES]
         self._used = 0
@@ -167,14 +174,19 @@ class UserTable:
         floats[~present] = 0.0
         length = ints[:, _LEN]
         hist_len = np.minimum(length, keep)
-        at = ranges(ints[:, _START] + length - hist_len, hist_len)
+        at = _ring_positions(ints, length - hist_len, hist_len)
         return UserColumns.of(hist_len, [col[at] for col in self._pool],
                               [ints[:, _COUNT].copy(), floats[:, 0].copy(),
                                ints[:, _LOC_COUNT].copy(), floats[:, 1].copy(),
                                floats[:, 2].copy(), ints[:, _VERSION].copy()])
 
-    def save(self, user_ids: ObjArray, states: UserColumns) -> None:
-        """Write `states` (distinct users), checking versions first; nothing on a conflict."""
+    def save(self, user_ids: ObjArray, states: UserColumns, appended: I64 | None = None,
+             ) -> None:
+        """Write `states` (distinct users), checking versions first; nothing on a conflict.
+
+        With `appended` (see `ColumnarUserStore.save_user_columns`), a user whose stored
+        events are the first ones of the new state gets only its last `appended` written.
+        """
         rows = self.rows_of(user_ids)
         stored = np.where(rows >= 0, self._ints[np.maximum(rows, 0), _VERSION], 0)
         stale = np.flatnonzero(stored != states.version)
@@ -194,6 +206,13 @@ class UserTable:
             self._n += len(new)
         ints = self._ints
         length = states.hist_len
+        old_len = ints[rows, _LEN]
+        fresh = length if appended is None else np.minimum(appended, length)
+        # Events of the new state already stored: its first `length - fresh`, which are the
+        # newest stored ones when the write only drops old events and appends.
+        kept = length - fresh
+        ring = (appended is not None) & (kept <= old_len) & (length <= ints[rows, _CAP])
+        kept = np.where(ring, kept, 0)
         moving = np.flatnonzero(length > ints[rows, _CAP])
         if len(moving):
             # Their old slots are garbage from here on; new ones go at the end of the pool.
@@ -204,12 +223,17 @@ class UserTable:
             need = int(cap.sum())
             if self._used + need > self.pool_size:
                 self._compact(need)
-            ints[rows[moving], _START] = self._used + np.cumsum(cap) - cap
+            ints[rows[moving], _BASE] = self._used + np.cumsum(cap) - cap
             ints[rows[moving], _CAP] = cap
             self._used += need
-        at = ranges(ints[rows, _START], length)
+        # Ring users drop their oldest `old_len - kept` events; the others start afresh.
+        cap_now = np.maximum(ints[rows, _CAP], 1)
+        ints[rows, _HEAD] = np.where(ring, (ints[rows, _HEAD] + old_len - kept) % cap_now, 0)
+        mine = ints[rows]
+        at = _ring_positions(mine, kept, length - kept)
+        src = ranges(states.offsets()[:-1] + kept, length - kept)
         for col, name in zip(self._pool, EVENT_COLUMNS, strict=True):
-            col[at] = getattr(states, name)
+            col[at] = getattr(states, name)[src]
         ints[rows, _VERSION] = states.version + 1
         ints[rows, _COUNT] = states.count
         ints[rows, _LOC_COUNT] = states.loc_count
@@ -230,18 +254,31 @@ class UserTable:
         self._ints, self._floats = ints, floats
 
     def _compact(self, incoming: int) -> None:
-        """Every slot copied to the front of a new pool, with room for `incoming` more events
-        and 50 % headroom."""
+        """Every slot copied, oldest event first, to the front of a new pool with room for
+        `incoming` more events and 50 % headroom."""
         ints = self._ints[: self._n]
         slots = ints[:, _CAP]
         held = int(slots.sum())
         size = max((held + incoming) * 3 // 2, 1 << 16)
         pool = [np.empty(size, dtype=d) for d in _EVENT_DTYPES]
-        starts = np.cumsum(slots) - slots
-        src = ranges(ints[:, _START], ints[:, _LEN])
-        dst = ranges(starts, ints[:, _LEN])
+        bases = np.cumsum(slots) - slots
+        src = _ring_positions(ints, np.zeros(self._n, dtype=np.int64), ints[:, _LEN])
+        dst = ranges(bases, ints[:, _LEN])
         for new, old in zip(pool, self._pool, strict=True):
             new[dst] = old[src]
-        ints[:, _START] = starts
+        ints[:, _BASE] = bases
+        ints[:, _HEAD] = 0
         self._pool = pool
         self._used = held
+
+
+def _ring_positions(ints: I64, first: I64, count: I64) -> I64:
+    """Pool positions of events `first[i]` .. `first[i] + count[i] - 1` (0 = oldest) of the
+    users whose rows are `ints`, in that order."""
+    j = ranges(first, count)
+    if not len(j):
+        return j
+    user = np.repeat(np.arange(len(count)), count)
+    cap = np.maximum(ints[user, _CAP], 1)
+    at: I64 = ints[user, _BASE] + (ints[user, _HEAD] + j) % cap
+    return at

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fraud.errors import StaleWriteError
-from fraud.features import FeatureEngine, InMemoryStore, UserState
+from fraud.features import FeatureEngine, InMemoryStore, UserState, usertable
 from fraud.features.store import columns_of, states_of
 from fraud.features.usertable import UserColumns, UserTable
 from fraud.schema.batch import TransactionBatch
@@ -67,27 +67,69 @@ def test_a_stale_write_is_refused_and_changes_nothing() -> None:
     assert after.version.tolist() == [2, 1]  # b was not written either
 
 
-@settings(max_examples=60, deadline=None)
+def _append(old: UserState | None, drop: int, add: int, seed: int) -> UserState:
+    """`old` without its `drop` oldest events, then `add` new ones (the engine's write)."""
+    tail = _state(add, seed)
+    base = old or UserState()
+    keep = slice(min(drop, len(base)), None)
+    return UserState(*(np.concatenate([getattr(base, n)[keep], getattr(tail, n)])
+                       for n in ("ts", "amount", "terminal", "device", "tx")),
+                     count=tail.count, amount_sum=tail.amount_sum, loc_count=tail.loc_count,
+                     lat_sum=tail.lat_sum, lon_sum=tail.lon_sum,
+                     version=0 if old is None else old.version)
+
+
+@settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(st.lists(st.integers(0, 7), min_size=1, max_size=5, unique=True),
-                          st.integers(0, 40)), min_size=1, max_size=30))
+                          st.integers(0, 40), st.integers(0, 40), st.booleans()),
+                min_size=1, max_size=30))
 def test_many_writes_read_back_like_a_dict(
-        writes: list[tuple[list[int], int]]) -> None:
+        writes: list[tuple[list[int], int, int, bool]]) -> None:
     table = UserTable()
     reference: dict[str, UserState] = {}
-    for step, (users, length) in enumerate(writes):
+    for step, (users, length, drop, appending) in enumerate(writes):
         ids = [f"u{u}" for u in users]
         old = [reference.get(u) for u in ids]
-        new = [_state(length + i, step * 10 + i, 0 if s is None else s.version)
-               for i, s in enumerate(old)]
-        table.save(_ids(*ids), columns_of(new))
+        if appending:  # drop the oldest events, append `length`, write only those
+            new = [_append(s, drop, length + i, step * 10 + i) for i, s in enumerate(old)]
+            table.save(_ids(*ids), columns_of(new),
+                       np.array([length + i for i in range(len(ids))], dtype=np.int64))
+        else:  # anything at all, written whole
+            new = [_state(length + i, step * 10 + i, 0 if s is None else s.version)
+                   for i, s in enumerate(old)]
+            table.save(_ids(*ids), columns_of(new))
         for u, s in zip(ids, new, strict=True):
             reference[u] = UserState(s.ts, s.amount, s.terminal, s.device, s.tx, s.count,
                                      s.amount_sum, s.loc_count, s.lat_sum, s.lon_sum,
                                      s.version + 1)
+        got = states_of(table.load(_ids(*ids), keep=10**6), ids)
+        for u in ids:
+            assert _same(got[u], reference[u])
     names = sorted(reference)
     got = states_of(table.load(_ids(*names), keep=10**6), names)
     for u in names:
         assert _same(got[u], reference[u])
+    # Loading the newest few of a ring that wrapped reads them in order too.
+    newest = table.load(_ids(*names), keep=3)
+    assert newest.ts.tolist() == [t for u in names for t in reference[u].ts[-3:].tolist()]
+
+
+def test_a_ring_wraps_around_its_slot_and_reads_in_order() -> None:
+    table = UserTable()
+    state = _append(None, 0, 12, 0)
+    table.save(_ids("u"), columns_of([state]), np.array([12]))
+    heads = set()
+    for step in range(1, 20):  # drop 5, add 5: the 16-event slot wraps every few writes
+        state = _append(UserState(*(getattr(state, n) for n in (
+            "ts", "amount", "terminal", "device", "tx")), version=step), 5, 5, step)
+        table.save(_ids("u"), columns_of([state]), np.array([5]))
+        state = UserState(state.ts, state.amount, state.terminal, state.device, state.tx,
+                          state.count, state.amount_sum, state.loc_count, state.lat_sum,
+                          state.lon_sum, step + 1)
+        assert _same(states_of(table.load(_ids("u"), keep=100), ["u"])["u"], state)
+        heads.add(int(table._ints[0, usertable._HEAD]))
+    assert len(heads) == 16  # only new events were written: the oldest moved round the ring
+    assert table.pool_size == 1 << 16 and table.live_events == 12  # never moved
 
 
 def test_rewritten_users_leave_bounded_garbage() -> None:
