@@ -15,18 +15,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from fraud.features import FeatureEngine, FeatureMatrix, StateStore, SupportContext
 from fraud.model.reasons import Reasons
 from fraud.model.scorer import Scorer, score_or_unavailable
-from fraud.rules import RuleSet
+from fraud.rules import ACTIONS, RuleSet
 from fraud.rules.evaluator import Decisions, columns_for_batch, evaluate
 from fraud.rules.guardrail import GuardrailState
 from fraud.schema.batch import TransactionBatch
+from fraud.tabular import Column, constant_text, iso_utc_column, lookup_text, sparse_text
 
 __all__ = [
     "OUTPUT_COLUMNS",
@@ -220,57 +221,67 @@ class Pipeline:
 
 def iso_timestamps(ts_us: npt.NDArray[np.int64]) -> ObjArray:
     """ISO-8601 UTC strings ('Z') with millisecond precision, or microseconds when needed."""
-    unit: Literal["ms", "us"] = "ms" if not np.any(ts_us % 1000) else "us"
-    stamps: npt.NDArray[np.datetime64] = ts_us.astype("datetime64[us]")
-    text = np.datetime_as_string(stamps, unit=unit, timezone="UTC")
-    return np.asarray(text, dtype=object)
+    text = iso_utc_column(ts_us)
+    return np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
 
 
-def _join_rules(decisions: Decisions) -> ObjArray:
+def _join_rules(decisions: Decisions) -> pa.Array:
+    """Matched rule ids joined with ";" (evaluation order); most rows match none."""
+    n = len(decisions)
     ids = np.asarray(decisions.rule_ids, dtype=object)
-    out = np.empty(len(decisions), dtype=object)
-    out[:] = ""
     if not len(ids):
-        return out
-    for i in np.flatnonzero(decisions.matches.any(axis=0)):
-        out[i] = ";".join(ids[decisions.matches[:, i]])
-    return out
+        return sparse_text(n, np.zeros(0, np.int64), [])
+    rows = np.flatnonzero(decisions.matches.any(axis=0))
+    return sparse_text(n, rows, [";".join(ids[decisions.matches[:, i]]) for i in rows])
 
 
-def _join_reasons(decisions: Decisions) -> ObjArray:
-    out = np.empty(len(decisions), dtype=object)
-    out[:] = ""
-    for i, row in enumerate(decisions.reasons):
-        if row:
-            out[i] = " | ".join(f"{rule_id}: {text}" for rule_id, text in row)
-    return out
+def _join_reasons(decisions: Decisions) -> pa.Array:
+    """Each row's rule reasons joined with " | "; only matched rows have any (the
+    evaluator's contract), so only they are looked at."""
+    reasons = decisions.reasons
+    if len(reasons) != len(decisions):  # reasons not built: none to show
+        return sparse_text(len(decisions), np.zeros(0, np.int64), [])
+    matched = np.flatnonzero(decisions.matches.any(axis=0)) if decisions.matches.size else (
+        np.zeros(0, np.int64))
+    rows = np.asarray([i for i in matched.tolist() if reasons[i]], dtype=np.int64)
+    texts = [" | ".join(f"{rule_id}: {text}" for rule_id, text in reasons[i])
+             for i in rows.tolist()]
+    return sparse_text(len(decisions), rows, texts)
 
 
-def _join_model_reasons(reasons: Reasons) -> ObjArray:
-    out = np.empty(len(reasons), dtype=object)
-    out[:] = ""
-    for i in np.flatnonzero(reasons.names[:, 0] != ""):
-        parts = [f"{name}={value:.6g}" for name, value in
-                 zip(reasons.names[i], reasons.values[i], strict=True) if name]
-        out[i] = ";".join(parts)
-    return out
+def _join_model_reasons(reasons: Reasons) -> pa.Array:
+    names = reasons.names
+    rows = np.flatnonzero(names[:, 0] != "")
+    texts = [";".join(f"{name}={value:.6g}" for name, value in
+                      zip(names[i], reasons.values[i], strict=True) if name)
+             for i in rows.tolist()]
+    return sparse_text(len(reasons), rows, texts)
 
 
-def output_columns(outcome: Outcome) -> Mapping[str, npt.NDArray[Any]]:
-    """The replay output row of every transaction in `outcome` (see `OUTPUT_COLUMNS`)."""
+# Output text of each action code: "" for none.
+_ACTION_TEXT = tuple("" if name == "none" else name for name in ACTIONS)
+
+
+def output_columns(outcome: Outcome) -> Mapping[str, Column]:
+    """The replay output row of every transaction in `outcome` (see `OUTPUT_COLUMNS`).
+
+    Text columns that are not ids are built as Arrow arrays (timestamps compiled, versions
+    repeated, actions looked up by code, joined rules and reasons only where non-empty):
+    the same cells as object arrays would give, without a Python string per cell.
+    """
     b = outcome.batch
     n = len(b)
     return {
         "transaction_id": b.transaction_id,
-        "timestamp": iso_timestamps(b.timestamp_us),
+        "timestamp": iso_utc_column(b.timestamp_us),
         "user_id": b.user_id,
         "terminal_id": b.terminal_id,
         "amount": b.amount,
         "score": np.round(outcome.score, 6),
-        "action": outcome.actions(),
+        "action": lookup_text(outcome.decisions.action, _ACTION_TEXT),
         "rules": _join_rules(outcome.decisions),
         "reasons": _join_reasons(outcome.decisions),
-        "model_version": np.full(n, outcome.model_version, dtype=object),
-        "rules_version": np.full(n, outcome.rules_version, dtype=object),
+        "model_version": constant_text(outcome.model_version, n),
+        "rules_version": constant_text(outcome.rules_version, n),
         "model_reasons": _join_model_reasons(outcome.model_reasons),
     }

@@ -42,7 +42,6 @@ from fraud.schema.parse import (
     Limits,
     ParseResult,
     RawColumn,
-    SeenIds,
     UndecodableText,
     Validator,
     load_objects,
@@ -50,6 +49,7 @@ from fraud.schema.parse import (
     object_columns,
     validate_transactions,
 )
+from fraud.schema.seen import SeenIds
 from fraud.tabular import format_of
 
 __all__ = [
@@ -450,7 +450,10 @@ def _parquet_chunks(path: Path, fields: Sequence[str], required: Sequence[str],
                     mapping: ColumnMap, chunk_rows: int, keep_extra: bool,
                     limits: Limits) -> Iterator[_Chunk]:
     try:
-        pf = pq.ParquetFile(path)
+        # No pre-buffering: its read cache keeps every row group read so far until the
+        # reader is closed (~28 bytes per row here, growing with the file; see
+        # apache/arrow#39808), and a local file decodes with less CPU without it.
+        pf = pq.ParquetFile(path, pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet file: {exc}") from exc
     found = list(pf.schema_arrow.names)
@@ -514,15 +517,18 @@ def read_transactions(
     """
     seen = SeenIds()
     base = 0
-    for chunk in _source_chunks(path, columns, chunk_rows, keep_extra, limits, s3_client,
-                                settings):
-        result = validate_transactions(chunk.raw, chunk.positions, validator=chunk.validator,
-                                       extra=chunk.extra, seen=seen, index_base=base,
-                                       limits=limits)
-        base += len(chunk.positions)
-        yield result
-        # Neither the raw chunk nor the result stays pinned while the next one is read.
-        del chunk, result
+    try:
+        for chunk in _source_chunks(path, columns, chunk_rows, keep_extra, limits, s3_client,
+                                    settings):
+            result = validate_transactions(chunk.raw, chunk.positions,
+                                           validator=chunk.validator, extra=chunk.extra,
+                                           seen=seen, index_base=base, limits=limits)
+            base += len(chunk.positions)
+            yield result
+            # Neither the raw chunk nor the result stays pinned while the next one is read.
+            del chunk, result
+    finally:
+        seen.close()  # its temporary file goes now, not whenever the generator is collected
 
 
 def _source_chunks(path: str | Path, columns: ColumnMap | None, chunk_rows: int,
@@ -572,19 +578,22 @@ def read_labels(
     seen = SeenIds()
     ids, fraud, times, positions = [], [], [], []
     rejections: list[Rejection] = []
-    for chunk in _chunks(path, columns, LABEL_COLUMNS, LABEL_REQUIRED, chunk_rows, False,
-                         limits):
-        v = chunk.validator
-        tid = v.text("transaction_id", chunk.raw.get("transaction_id"), required=True)
-        label = v.label("is_fraud", chunk.raw.get("is_fraud"), required=True)
-        when = v.time("label_time", chunk.raw.get("label_time"))
-        v.unique("transaction_id", tid, seen)
-        idx = v.accepted_index()
-        ids.append(tid[idx])
-        fraud.append(label[idx])
-        times.append(when[idx])
-        positions.append(chunk.positions[idx])
-        rejections.extend(v.rejections()[0])
+    try:
+        for chunk in _chunks(path, columns, LABEL_COLUMNS, LABEL_REQUIRED, chunk_rows, False,
+                             limits):
+            v = chunk.validator
+            tid = v.text("transaction_id", chunk.raw.get("transaction_id"), required=True)
+            label = v.label("is_fraud", chunk.raw.get("is_fraud"), required=True)
+            when = v.time("label_time", chunk.raw.get("label_time"))
+            v.unique("transaction_id", tid, seen)
+            idx = v.accepted_index()
+            ids.append(tid[idx])
+            fraud.append(label[idx])
+            times.append(when[idx])
+            positions.append(chunk.positions[idx])
+            rejections.extend(v.rejections()[0])
+    finally:
+        seen.close()
     return Labels(
         transaction_id=np.concatenate([np.zeros(0, object), *ids]),
         is_fraud=np.concatenate([np.zeros(0, np.int8), *fraud]),

@@ -31,7 +31,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -60,13 +60,15 @@ from fraud.schema.decode import (
     show,
 )
 
+if TYPE_CHECKING:
+    from fraud.schema.seen import SeenIds
+
 __all__ = [
     "DEFAULT_LIMITS",
     "Limits",
     "NonFiniteLiteral",
     "ParseResult",
     "RawColumn",
-    "SeenIds",
     "UndecodableText",
     "Validator",
     "load_objects",
@@ -153,102 +155,12 @@ def mask_value(text: str, limit: int = DEFAULT_LIMITS.max_value_chars) -> str:
 # ---- the validator ------------------------------------------------------------------
 
 
-class SeenIds:
-    """Ids accepted so far, and where each was first seen, across the chunks of one file.
-
-    Memory is what bounds a long file, so nothing is kept per id as a Python object: a
-    sorted array of 64-bit hashes (Python's string hash; this object never leaves the
-    process) with each id's ordinal, and per claimed chunk the ids and positions joined into
-    one string with int32 offsets (about 8 + 8 + len(id) + len(position) + 8 bytes per id).
-    Clean input pays two vectorised searches per chunk; only a chunk whose hashes meet an
-    earlier hash (a duplicate, or a hash collision that the text comparison then clears)
-    takes the exact row-by-row path. Unbounded by design: give a long-running stream none
-    (redeliveries are caught by the idempotent writes downstream, keyed by transaction id).
-    """
-
-    def __init__(self) -> None:
-        self._hash = np.empty(0, dtype=np.int64)  # sorted
-        self._ordinal = np.empty(0, dtype=np.int64)  # aligned with _hash
-        self._starts: list[int] = []  # first ordinal of each stored chunk
-        self._chunks: list[tuple[str, npt.NDArray[np.int32], str, npt.NDArray[np.int32]]] = []
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    def claim(self, keys: list[str], positions: list[str]) -> list[tuple[int, str]]:
-        """Record `keys`; return ``(index, first position)`` for each one already taken."""
-        n = len(keys)
-        if n == 0:
-            return []
-        hashes = np.fromiter(map(hash, keys), dtype=np.int64, count=n)
-        order = np.argsort(hashes, kind="stable")
-        ordered = hashes[order]
-        # Sorted queries keep the search over the stored hashes cache-friendly.
-        at = np.searchsorted(self._hash, ordered)
-        hit = at < len(self._hash)
-        hit[hit] = self._hash[at[hit]] == ordered[hit]
-        if not hit.any() and not np.any(ordered[1:] == ordered[:-1]):
-            self._insert(ordered, self._count + order.astype(np.int64), at)
-            self._keep(keys, positions)
-            return []
-        known = np.zeros(n, dtype=bool)
-        known[order] = hit
-        repeats: list[tuple[int, str]] = []
-        fresh: dict[str, int] = {}
-        suspect = set(np.flatnonzero(known).tolist())
-        for k, key in enumerate(keys):
-            earlier = self._lookup(key, int(hashes[k])) if k in suspect else None
-            if earlier is None and key in fresh:
-                earlier = positions[fresh[key]]
-            if earlier is None:
-                fresh[key] = k
-            else:
-                repeats.append((k, earlier))
-        rows = list(fresh.values())
-        self._store([keys[k] for k in rows], [positions[k] for k in rows], hashes[rows])
-        return repeats
-
-    def _lookup(self, key: str, key_hash: int) -> str | None:
-        """Where `key` was first seen, if it was (hash hits are confirmed on the text)."""
-        lo = int(np.searchsorted(self._hash, key_hash, side="left"))
-        hi = int(np.searchsorted(self._hash, key_hash, side="right"))
-        for ordinal in self._ordinal[lo:hi].tolist():
-            c = int(np.searchsorted(self._starts, ordinal, side="right")) - 1
-            ids, id_off, pos, pos_off = self._chunks[c]
-            i = ordinal - self._starts[c]
-            if ids[id_off[i]:id_off[i + 1]] == key:
-                return pos[pos_off[i]:pos_off[i + 1]]
-        return None
-
-    def _store(self, keys: list[str], positions: list[str], hashes: npt.NDArray[np.int64]
-               ) -> None:
-        order = np.argsort(hashes, kind="stable")
-        ordered = hashes[order]
-        self._insert(ordered, self._count + order.astype(np.int64),
-                     np.searchsorted(self._hash, ordered))
-        self._keep(keys, positions)
-
-    def _insert(self, ordered: npt.NDArray[np.int64], ordinals: npt.NDArray[np.int64],
-                where: npt.NDArray[np.int64]) -> None:
-        # A merge by insertion: linear in the stored ids, no re-sort of what is stored.
-        self._hash = np.insert(self._hash, where, ordered)
-        self._ordinal = np.insert(self._ordinal, where, ordinals)
-
-    def _keep(self, keys: list[str], positions: list[str]) -> None:
-        if not keys:
-            return
-        self._starts.append(self._count)
-        self._chunks.append(("".join(keys), _offsets(keys), "".join(positions),
-                             _offsets(positions)))
-        self._count += len(keys)
-
-
-def _offsets(texts: list[str]) -> npt.NDArray[np.int32]:
-    """Offsets of each text in ``"".join(texts)`` (int64 if the chunk is over 2**31 chars)."""
-    out = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=out[1:])
-    return out.astype(np.int32) if out[-1] < 2**31 else out  # type: ignore[return-value]
+def _repeats(keys: list[str], positions: list[str]) -> list[tuple[int, str]]:
+    """`SeenIds.claim` for one batch alone (a Kinesis batch): a dict, no temporary file."""
+    first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
+    if len(first) == len(keys):
+        return []
+    return [(k, positions[first[key]]) for k, key in enumerate(keys) if first[key] != k]
 
 
 class Validator:
@@ -332,8 +244,10 @@ class Validator:
     def unique(self, name: str, ids: ObjArray, seen: SeenIds | None = None) -> None:
         """Reject rows whose id was accepted before (earlier in this batch or in `seen`)."""
         rows = np.flatnonzero(self.ok)
-        claims = (seen if seen is not None else SeenIds()).claim(
-            ids[rows].tolist(), self.positions[rows].tolist())
+        every = len(rows) == len(ids)  # the usual chunk: no gather before the lists
+        keys = (ids if every else ids[rows]).tolist()
+        where = (self.positions if every else self.positions[rows]).tolist()
+        claims = seen.claim(keys, where) if seen is not None else _repeats(keys, where)
         for k, first in claims:
             i = int(rows[k])
             self.reject_row(i, name, str(ids[i]), f"duplicate {name} (first seen at {first})")
@@ -378,12 +292,16 @@ def validate_transactions(
     cols["label_time_us"] = v.time("label_time", raw.get("label_time"))
     v.unique("transaction_id", cols["transaction_id"], seen)
     idx = v.accepted_index()
-    cols = {k: c[idx] for k, c in cols.items()}
+    # Every row accepted (the usual chunk): the freshly decoded columns are the batch, no
+    # gather; the caller's own arrays (positions, extra) are still copied, never shared.
+    keep = len(idx) != len(positions)
+    cols = {k: c[idx] for k, c in cols.items()} if keep else cols
     for name in OPTIONAL_FLOAT_FIELDS:
         cols[name] = np.ascontiguousarray(cols[name], dtype=np.float64)
     batch = TransactionBatch(
-        **cols, position=positions[idx],
-        extra={k: c[idx] for k, c in (extra or {}).items()},
+        **cols, position=positions[idx] if keep else positions.copy(),
+        extra={k: c[idx] if keep else np.array(c, copy=True)
+               for k, c in (extra or {}).items()},
     )
     rejections, rejected = v.rejections()
     return ParseResult(batch, rejections, idx + index_base, rejected + index_base)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from fraud.schema.batch import MISSING_TIME
 from fraud.schema.columns import ColumnMap
-from fraud.schema.parse import Limits, ParseResult, SeenIds, mask_value, parse_payloads
+from fraud.schema.parse import Limits, ParseResult, mask_value, parse_payloads
+from fraud.schema.seen import SeenIds
 
 GOOD: dict[str, Any] = {
     "transaction_id": "t0",

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fraud.schema.decode import parse_time_utf8_fast
-from fraud.schema.parse import SeenIds
+from fraud.schema.seen import SeenIds
 from fraud.schema.timeparse import parse_time_utf8
 
 _IDS = st.sampled_from(["a", "b", "c", "", "é", "x" * 40, "T1", "T2", "T10"])
