@@ -158,6 +158,17 @@ def _warm_up(case: Case) -> float:
     out = Path(case.bench_dir) / f"warmup-out.{case.output_format}"
     run_replay(ReplayConfig(input=str(path), output=out, model_dir=Path(case.model_dir),
                             rules_path=case.rules, support_dir=stores if case.support else None))
+    # The tiny replay's batches are too small for the parallel scoring and reasons kernels:
+    # compile those too, or a cold numba cache lands in the timed "score" and "explain".
+    import numpy as np
+
+    from fraud.model.fastpath import PARALLEL_ROWS
+    from fraud.model.scorer import LocalScorer
+
+    scorer = LocalScorer.load(Path(case.model_dir))
+    x = np.zeros((PARALLEL_ROWS, len(scorer.feature_names)))
+    scorer.score(x)
+    scorer.explain(x[: PARALLEL_ROWS // len(scorer.feature_names) + 1])
     return time.perf_counter() - started
 
 

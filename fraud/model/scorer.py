@@ -85,8 +85,9 @@ def check_matrix(x: npt.ArrayLike, n_features: int) -> F64:
 class LocalScorer:
     """Scores with an artifact's estimator in this process.
 
-    HistGradientBoosting models are scored by a compiled walk over their flattened trees
-    (`fraud.model.fastpath`, verified against ``predict_proba`` at load); other algorithms
+    HistGradientBoosting models are scored by compiled kernels over their flattened trees
+    (`fraud.model.fastpath` and `fraud.model.quickscorer`, verified against
+    ``predict_proba`` at load); other algorithms
     by ``predict_proba``. Timings: scripts/bench_scoring.py.
     """
 

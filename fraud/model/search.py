@@ -35,6 +35,7 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "hgb": [
         {},
         {"positive_weight": "none"},
+        {"max_iter": 150},
         {"learning_rate": 0.05, "max_iter": 300},
         {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 7, "min_samples_leaf": 80},
         {"positive_weight": "sqrt"},
