@@ -21,6 +21,7 @@ import numpy.typing as npt
 from fraud.errors import InputError
 from fraud.features.ids import KeyIndex, dense_codes, local_hashes
 from fraud.features.kernels import segment_count_le
+from fraud.features.supportcache import SortedTable, read_cache, write_cache
 from fraud.schema.batch import MISSING_TIME, TransactionBatch
 from fraud.schema.records import iter_records
 
@@ -147,31 +148,39 @@ class _Table:
     costs one dict probe per *distinct* key of a batch (a batch has far fewer users than rows).
     """
 
-    def __init__(self, keys: ObjArray, times: I64, **values: npt.NDArray[Any]) -> None:
-        n = len(keys)
-        if n:
-            # Factorise by hash first (fast), then sort only the distinct keys: the same
-            # order as np.unique on the text, without converting every row to fixed width.
-            row_codes, distinct = dense_codes(keys)
-            text = distinct.astype(str)
-            rank = np.argsort(text, kind="stable")
-            self.keys: ObjArray = text[rank].astype(object)
-            where = np.empty(len(rank), dtype=np.int64)
-            where[rank] = np.arange(len(rank), dtype=np.int64)
-            codes = where[row_codes]
-            order = np.lexsort((times, codes))
-            self.times: I64 = np.ascontiguousarray(times[order])
-            self.offsets: I64 = np.searchsorted(
-                codes[order], np.arange(len(self.keys) + 1)).astype(np.int64)
-            self.values = {k: np.asarray(v)[order] for k, v in values.items()}
-        else:
-            self.keys = np.empty(0, dtype=object)
-            self.times = np.asarray(times, dtype=np.int64)
-            self.offsets = np.zeros(1, dtype=np.int64)
-            self.values = {k: np.asarray(v) for k, v in values.items()}
+    def __init__(self, data: SortedTable) -> None:
+        self.keys: ObjArray = data.keys
+        self.times: I64 = data.times
+        self.offsets: I64 = np.searchsorted(
+            data.codes, np.arange(len(data.keys) + 1)).astype(np.int64)
+        self.values = data.values
         self._index = KeyIndex(self.keys)
         # Whole-table arrays a lookup needs, computed on first use (the table is read-only).
         self.derived: dict[str, npt.NDArray[Any]] = {}
+
+    @classmethod
+    def from_rows(cls, keys: ObjArray, times: I64, **values: npt.NDArray[Any]) -> _Table:
+        """Rows in any order: grouped by key (keys sorted), each key's rows by time."""
+        if not len(keys):
+            return cls(SortedTable(np.empty(0, dtype=object), np.empty(0, dtype=np.int64),
+                                   np.asarray(times, dtype=np.int64),
+                                   {k: np.asarray(v) for k, v in values.items()}))
+        # Factorise by hash first (fast), then sort only the distinct keys: the same order
+        # as np.unique on the text, without converting every row to fixed width.
+        row_codes, distinct = dense_codes(keys)
+        text = distinct.astype(str)
+        rank = np.argsort(text, kind="stable")
+        where = np.empty(len(rank), dtype=np.int64)
+        where[rank] = np.arange(len(rank), dtype=np.int64)
+        codes = where[row_codes]
+        order = np.lexsort((times, codes))
+        return cls(SortedTable(text[rank].astype(object), codes[order],
+                               np.ascontiguousarray(times[order]),
+                               {k: np.asarray(v)[order] for k, v in values.items()}))
+
+    def sorted_table(self) -> SortedTable:
+        codes = np.repeat(np.arange(len(self.keys), dtype=np.int64), np.diff(self.offsets))
+        return SortedTable(self.keys, codes, self.times, self.values)
 
     def codes(self, keys: ObjArray | _Keys) -> I64:
         """Segment index of each key, or -1 when the key is unknown."""
@@ -316,10 +325,19 @@ def _load(path: Path, key: str, time_field: str, fields: dict[str, str]) -> _Tab
 
     The common case (well-formed JSON Lines with the generator's types) is read column-wise
     by `_load_columns`; anything it does not vouch for is read row by row, which gives the
-    exact error (file, line, field) or the lenient conversions of `_load_rows`.
+    exact error (file, line, field) or the lenient conversions of `_load_rows`. The result
+    is cached beside the file (`fraud.features.supportcache`) for the next load.
     """
+    if path.is_file():
+        cached = read_cache(path, fields)
+        if cached is not None:
+            return _Table(cached)
     table = _load_columns(path, key, time_field, fields)
-    return table if table is not None else _load_rows(path, key, time_field, fields)
+    if table is None:
+        table = _load_rows(path, key, time_field, fields)
+    if path.is_file() and len(table.times):
+        write_cache(path, fields, table.sorted_table())
+    return table
 
 
 def _load_rows(path: Path, key: str, time_field: str, fields: dict[str, str]) -> _Table:
@@ -335,7 +353,7 @@ def _load_rows(path: Path, key: str, time_field: str, fields: dict[str, str]) ->
                 values[name].append(str(raw) if raw is not None else "")
             else:
                 values[name].append(_float(raw) if raw is not None else float("nan"))
-    return _Table(np.asarray(keys, dtype=object), np.asarray(times, dtype=np.int64),
+    return _Table.from_rows(np.asarray(keys, dtype=object), np.asarray(times, dtype=np.int64),
                   **{name: _array(v, fields[name]) for name, v in values.items()})
 
 
@@ -352,7 +370,7 @@ def _load_columns(path: Path, key: str, time_field: str,
     vectorised parser does not read as a plain in-range ISO-8601 time or epoch number.
     """
     if not path.is_file() or path.suffix.lower() not in (".jsonl", ".ndjson", ".json"):
-        return None if path.exists() else _Table(np.empty(0, dtype=object),
+        return None if path.exists() else _Table.from_rows(np.empty(0, dtype=object),
                                                  np.empty(0, dtype=np.int64),
                                                  **{n: _array([], k) for n, k in fields.items()})
     import pyarrow as pa
@@ -392,7 +410,7 @@ def _load_columns(path: Path, key: str, time_field: str,
         else:
             values[name] = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
     keys = np.asarray(key_col.to_numpy(zero_copy_only=False), dtype=object)
-    return _Table(keys, times, **values)
+    return _Table.from_rows(keys, times, **values)
 
 
 def _arrow_times(col: Any) -> I64 | None:
