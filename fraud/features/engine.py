@@ -250,8 +250,7 @@ class FeatureEngine:
             combined["terminal"], combined["device"], combined["lat"],  # type: ignore[arg-type]
             combined["lon"], batch_pos, codes, agg_count, agg_sum,  # type: ignore[arg-type]
             agg_loc, agg_lat, agg_lon, self.config.history_k, self.config.window_cap,
-            WINDOWS_US, out, _USER_COLS, np.empty((3, m), dtype=np.int64),
-            np.empty((n, len(_USER_COLS)), dtype=np.float64),
+            WINDOWS_US, out, _USER_COLS, kernels.scratch_rows("results", n, 8, np.float64),
         )
         self.timings["user_kernel"] = time.perf_counter() - started
         eff: I64 = combined["ts"]  # type: ignore[assignment]
@@ -407,8 +406,8 @@ def _terminal_features(
     kernels.terminal_kernel(
         term_codes, eff, ev_off, ev_ts[order], batch_pos, store_pos, fr_off,
         fr_ts[f_order], fr_lt[f_order], fr_rank[f_order], delay_us, WINDOWS_US, out,
-        _TERMINAL_COLS, np.empty((2, len(order) + 1), dtype=np.int64),
-        np.empty((n, len(_TERMINAL_COLS)), dtype=np.float64),
+        _TERMINAL_COLS, kernels.scratch_rows("arrival", len(order), 1, np.int32).reshape(-1),
+        kernels.scratch_rows("results", max(n, len(order)), 8, np.int32),
     )
     timings["terminal_kernel"] = time.perf_counter() - started
 

@@ -9,8 +9,9 @@ high word and a uint64 low word), and the exact total is rounded once to float64
 contract is written out in docs/features.md ("Precision of the window sums");
 `fraud.features.reference.window_sum_reference` is the same rule in Python integers.
 
-The helpers are inlined into `fraud.features.kernels.user_kernel`; `window_sum` is their
-tested twin over an array slice.
+The helpers are inlined into `fraud.features.kernels.user_kernel`, which keeps exact prefix
+sums per user and takes a window's sum as the difference of two; `window_sum` is their tested
+twin over an array slice.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def window_sum(amount: F64, lo: int, hi: int) -> float:  # pragma: no cover - co
 
     The exact sum of the amounts on the 2**-64 grid, rounded once to float64; if any amount
     is wild (not finite, or |amount| >= `WILD_AMOUNT`), the plain float sum added newest
-    first. `user_kernel` keeps the same sums running; this is their tested twin.
+    first. `user_kernel` gets the same sums from exact prefix sums; this is their tested twin.
 
     >>> amounts = np.array([0.1, 0.2, 0.3])
     >>> window_sum(amounts, 0, 3), window_sum(amounts[::-1].copy(), 0, 3)  # any order
