@@ -83,6 +83,9 @@ def stream_settings(stack: PipelineStack, name: str) -> Any:
     return replace(stack.settings, stream_name=name, application_name=f"{name}-app")
 
 
+SPIKE_AMOUNT = 400.0  # the planted flag: about 11 times a customer's usual amount
+
+
 def make_rows(tag: str, users: int, per_user: int) -> list[dict[str, Any]]:
     """Transactions in production order (time-interleaved across customers)."""
     rows = []
@@ -97,7 +100,7 @@ def make_rows(tag: str, users: int, per_user: int) -> list[dict[str, Any]]:
             elif kind == 1:
                 device, lat = f"{tag}-new{k}", lat + 10.0  # about 1,100 km north
             elif kind == 2:
-                amount = 400.0  # about 11 times the usual
+                amount = SPIKE_AMOUNT  # about 11 times the usual
             ts = T0_US + j * 5 * MINUTE_US + k * 1_000_000
             rows.append({
                 "transaction_id": f"{tag}-t{k:03d}-{j:03d}", "user_id": f"{tag}-u{k:03d}",
@@ -305,11 +308,17 @@ def check_exactly_once(stack: PipelineStack, settings: Any, tag: str,
                                                                  "transaction_id", tag))
     assert cases == Counter(t for t, a in action.items() if a == "flag")
 
-    # The customers this test planted: each kind got its action.
+    # The customers this test planted got their action, or a more severe one: the rules
+    # decide the planted block and alert outright, while the 11x spike is a flag only as
+    # long as the model scores it below the alert threshold (on a short history it may not).
+    severity = {"": 0, "flag": 1, "alert": 2, "block": 3}
     for r in rows:
-        if r["device_id"] == "d-stolen":
-            assert action.get(r["transaction_id"]) == "block", r["transaction_id"]
-    assert "alert" in action.values() and "flag" in action.values(), Counter(action.values())
+        planted = ("block" if r["device_id"] == "d-stolen"
+                   else "alert" if str(r["device_id"]).startswith(f"{tag}-new")
+                   else "flag" if r["amount"] == SPIKE_AMOUNT else "")
+        got = action.get(str(r["transaction_id"]), "")
+        assert severity[got] >= severity[planted], (r["transaction_id"], planted, got)
+    assert "block" in action.values() and "alert" in action.values(), Counter(action.values())
 
     done = {t: a for t, a in action.items() if t not in pending}
     published = wait_for("every block and alert published",
