@@ -12,7 +12,7 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
-from fraud.features.kernels import factorize_int64, fnv1a_utf32
+from fraud.features.grouping import factorize_int64, fnv1a_utf32
 
 __all__ = ["KeyIndex", "dense_codes", "local_hashes", "stable_hash"]
 

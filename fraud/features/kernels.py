@@ -14,19 +14,20 @@ them into the column-major feature matrix with one prefetched gather at the end.
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
 
 import numba as nb
 import numpy as np
 import numpy.typing as npt
-from llvmlite import ir  # type: ignore[import-untyped]
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
 from fraud.features.fixedpoint import fixed_or_wild, fixed_to_float
+from fraud.features.grouping import (
+    factorize_int64,
+    fnv1a_utf32,
+    group_by_code,
+    segment_count_le,
+    sort_segments,
+)
+from fraud.features.scratch import aligned_rows, prefetch, scratch_rows
 
 __all__ = [
     "N_USER_FEATURES",
@@ -49,7 +50,6 @@ I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
 F64 = npt.NDArray[np.float64]
 I32 = npt.NDArray[np.int32]
-S = TypeVar("S", bound=np.generic)
 
 N_USER_FEATURES = 12  # counts x3, means x3, ratio, since-prev, seen, distinct, distance, new dev
 EARTH_RADIUS_KM = 6371.0088
@@ -57,195 +57,6 @@ PREFETCH_AHEAD = 20  # rows a gather asks for ahead (measured on 1 M rows: 6-32 
 _FLAG_SEEN = 28  # bits of the packed int32: distinct count below, then two flags
 _FLAG_NEW_DEVICE = 29
 _MAX_COUNT = 1 << 27  # per-row counts the packed scratch holds (window_cap <= 2**22)
-
-
-def aligned_rows(rows: int, width: int, dtype: type[S]) -> npt.NDArray[S]:
-    """Uninitialised C-ordered (rows, width) scratch whose rows start on 64-byte boundaries.
-
-    A kernel's per-row results are one cache line (or half of one), so a row read in a gather
-    costs one line, not two. Allocated by NumPy, which gives large arrays transparent huge
-    pages (numba's allocator does not: page faults then cost ~4x more).
-    """
-    itemsize = np.dtype(dtype).itemsize
-    buf = np.empty(rows * width + 64 // itemsize, dtype=dtype)
-    skip = (-buf.ctypes.data % 64) // itemsize
-    return buf[skip:skip + rows * width].reshape(rows, width)
-
-
-class _Scratch(threading.local):
-    """This thread's kernel scratch buffers, kept between calls (see `scratch_rows`)."""
-
-    def __init__(self) -> None:
-        self.buffers: dict[str, npt.NDArray[np.uint8]] = {}
-
-
-_SCRATCH = _Scratch()
-
-
-def scratch_rows(name: str, rows: int, width: int, dtype: type[S]) -> npt.NDArray[S]:
-    """`aligned_rows` in a buffer this thread keeps under `name` from one call to the next.
-
-    Valid until the same thread asks for `name` again (the engine's two kernels share one
-    "results" buffer: they run one after the other); for scratch a kernel writes before
-    reading, so reuse changes no result. It saves the page faults of fresh memory, which a
-    kernel touching 64 MB of new scratch per 1 M rows pays on every batch (~5 ms). A buffer
-    more than 64 MB over four times the request is let go, so one huge replay chunk does not
-    pin its scratch for the small batches after it, and batches of varying size do not make
-    it reallocate back and forth.
-    """
-    size = rows * width * np.dtype(dtype).itemsize
-    buf = _SCRATCH.buffers.get(name)
-    if buf is None or len(buf) < size + 64 or len(buf) > 4 * size + (64 << 20):
-        buf = np.empty(size + 64, dtype=np.uint8)
-        _SCRATCH.buffers[name] = buf
-    skip = -buf.ctypes.data % 64
-    return buf[skip:skip + size].view(dtype).reshape(rows, width)
-
-
-@intrinsic
-def _prefetch(typingctx: Any, arr: Any, index: Any) -> Any:  # pragma: no cover - compiled
-    """``prefetch(arr, i)`` in a kernel: start loading the cache line of ``arr.flat[i]``.
-
-    A hint (``llvm.prefetch``, read, keep in all cache levels): it never faults and changes
-    no value. Gathers through a permutation use it to have a dozen rows in flight instead of
-    the one or two the CPU's own look-ahead reaches (measured: half the gather's time).
-    """
-    if not (isinstance(arr, types.Array) and arr.layout == "C"
-            and isinstance(index, types.Integer)):
-        return None
-    sig = types.void(arr, index)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(  # type: ignore[no-untyped-call]
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-            "llvm.prefetch.p0i8")
-        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), i8p)
-        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-# The intrinsic, typed as what kernels call (numba resolves the global to the same object).
-prefetch = cast("Callable[[npt.NDArray[Any], int], None]", _prefetch)
-
-
-@nb.njit(cache=True, nogil=True)
-def fnv1a_utf32(codepoints: npt.NDArray[np.uint32]) -> U64:  # pragma: no cover - compiled
-    """FNV-1a 64 of each row of a UTF-32 matrix (NUL padding ignored); "" hashes to 0."""
-    n, width = codepoints.shape
-    out = np.zeros(n, dtype=np.uint64)
-    prime = np.uint64(1099511628211)
-    for i in range(n):
-        h = np.uint64(14695981039346656037)
-        length = 0
-        for k in range(width):
-            c = codepoints[i, k]
-            if c == 0:
-                break
-            length += 1
-            for shift in range(0, 32, 8):
-                h ^= np.uint64((c >> shift) & 0xFF)
-                h *= prime
-        if length == 0:
-            out[i] = np.uint64(0)
-        elif h == np.uint64(0):
-            out[i] = np.uint64(1)
-        else:
-            out[i] = h
-    return out
-
-
-@nb.njit(cache=True, nogil=True)
-def factorize_int64(keys: I64) -> tuple[I64, I64]:  # pragma: no cover - compiled
-    """Dense codes in order of first appearance, and the first row of each code (hash table)."""
-    n = len(keys)
-    size = 16
-    while size < 2 * n:
-        size *= 2
-    mask = size - 1
-    slot_key = np.empty(size, dtype=np.int64)
-    slot_code = np.full(size, -1, dtype=np.int64)
-    codes = np.empty(n, dtype=np.int64)
-    first = np.empty(n, dtype=np.int64)
-    n_codes = 0
-    for i in range(n):
-        k = keys[i]
-        s = (np.uint64(k) * np.uint64(11400714819323198485)) >> np.uint64(40)
-        j = np.int64(s) & mask
-        while True:
-            c = slot_code[j]
-            if c < 0:
-                slot_key[j] = k
-                slot_code[j] = n_codes
-                codes[i] = n_codes
-                first[n_codes] = i
-                n_codes += 1
-                break
-            if slot_key[j] == k:
-                codes[i] = c
-                break
-            j = (j + 1) & mask
-    return codes, first[:n_codes].copy()
-
-
-@nb.njit(cache=True, nogil=True)
-def group_by_code(codes: I64, n_codes: int) -> tuple[I64, I64]:  # pragma: no cover
-    """A stable counting sort: (order, offsets) so rows of code c are order[off[c]:off[c+1]]."""
-    offsets = np.zeros(n_codes + 1, dtype=np.int64)
-    for i in range(len(codes)):
-        offsets[codes[i] + 1] += 1
-    for c in range(n_codes):
-        offsets[c + 1] += offsets[c]
-    fill = offsets[:-1].copy()
-    order = np.empty(len(codes), dtype=np.int64)
-    for i in range(len(codes)):
-        c = codes[i]
-        order[fill[c]] = i
-        fill[c] += 1
-    return order, offsets
-
-
-@nb.njit(cache=True, nogil=True)
-def sort_segments(codes: I64, times: I64, n_codes: int) -> tuple[I64, I64]:  # pragma: no cover
-    """Order rows by (code, time), stable; O(n) when each code's rows are already in time order.
-
-    Returns (order, offsets) like `group_by_code`.
-    """
-    order, offsets = group_by_code(codes, n_codes)
-    for c in range(n_codes):
-        a = offsets[c]
-        b = offsets[c + 1]
-        ordered = True
-        for k in range(a + 1, b):
-            if times[order[k]] < times[order[k - 1]]:
-                ordered = False
-                break
-        if not ordered:
-            seg = order[a:b].copy()
-            idx = np.argsort(times[seg], kind="mergesort")
-            order[a:b] = seg[idx]
-    return order, offsets
-
-
-@nb.njit(cache=True, nogil=True)
-def segment_count_le(offsets: I64, times: I64, codes: I64, t: I64) -> I64:  # pragma: no cover
-    """For each query, one past the last row of segment `codes[i]` with time <= t[i].
-
-    Unknown codes (-1) give 0. Segments are sorted by time.
-    """
-    out = np.zeros(len(codes), dtype=np.int64)
-    for i in range(len(codes)):
-        c = codes[i]
-        if c < 0:
-            continue
-        lo = offsets[c]
-        hi = offsets[c + 1]
-        out[i] = lo + np.searchsorted(times[lo:hi], t[i], side="right")
-    return out
 
 
 @nb.njit(cache=True, nogil=True, inline="always")

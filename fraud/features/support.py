@@ -19,8 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from fraud.errors import InputError
+from fraud.features.grouping import segment_count_le
 from fraud.features.ids import KeyIndex, dense_codes, local_hashes
-from fraud.features.kernels import segment_count_le
 from fraud.features.supportcache import SortedTable, read_cache, write_cache
 from fraud.schema.batch import MISSING_TIME, TransactionBatch
 from fraud.schema.records import iter_records
