@@ -187,10 +187,18 @@ class Pipeline:
 
     def features(self, batch: TransactionBatch) -> FeatureMatrix:
         """Features of `batch`, committing its effects to the state store."""
-        started = time.perf_counter()
-        context = self.support(batch) if self.support is not None else None
+        context = None
         if self.support is not None:
-            started = self.times.add("support", started)
+            started = time.perf_counter()
+            context = self.support(batch)
+            self.times.add("support", started)
+        return self.features_with(batch, context)
+
+    def features_with(self, batch: TransactionBatch, context: SupportContext | None
+                      ) -> FeatureMatrix:
+        """`features` with the supporting-store values already looked up (by another
+        thread, say: they depend on the batch alone)."""
+        started = time.perf_counter()
         matrix = self.engine.extract(batch, self.store, context)
         self.times.add("features", started)
         return matrix

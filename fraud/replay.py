@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,13 @@ import numpy as np
 import numpy.typing as npt
 
 from fraud.config import Settings
-from fraud.features import FeatureConfig, FeatureEngine, InMemoryStore, StateStore
+from fraud.features import (
+    FeatureConfig,
+    FeatureEngine,
+    InMemoryStore,
+    StateStore,
+    SupportContext,
+)
 from fraud.features.api import DAY_US, USER_WINDOWS_DAYS
 from fraud.logs import get_logger
 from fraud.model.scorer import LocalScorer, Scorer
@@ -156,13 +162,24 @@ def run_replay(
     read_times = StageTimes()
     chunks = read_transactions(config.input, config.columns, chunk_rows=config.chunk_rows,
                                settings=settings)
-    reader = (_Prefetch(chunks, read_times) if config.overlap
-              else _Inline(chunks, read_times))
+    # The supporting-store values of a chunk depend on the chunk alone: the reader looks
+    # them up too, once the stores are loaded (it waits for them on its first chunk).
+    loaded: Future[SupportLookup | None] = Future()
+
+    def look_up(parsed: Any) -> tuple[Any, SupportContext | None]:
+        lookup = loaded.result()
+        return parsed, (lookup(parsed.batch) if lookup is not None and len(parsed.batch)
+                        else None)
+
+    reader = (_Prefetch(chunks, read_times, look_up) if config.overlap
+              else _Inline(chunks, read_times, look_up))
     try:
         scorer, ruleset, variant, support = _load_parts(config)
-    except BaseException:
+    except BaseException as exc:
+        loaded.set_exception(exc)
         reader.stop()
         raise
+    loaded.set_result(support)
     engine = FeatureEngine(FeatureConfig(label_delay_days=config.label_delay_days,
                                          history_k=config.history_k))
     if store is None:
@@ -170,8 +187,7 @@ def run_replay(
         # again; a week of slack absorbs late rows (later ones fail loudly, never silently).
         retain_days = max(USER_WINDOWS_DAYS) + config.label_delay_days + LATE_SLACK_DAYS
         store = InMemoryStore(retain_us=round(retain_days * DAY_US))
-    pipeline = Pipeline(engine, store, scorer,
-                        lambda: ruleset, support=support)
+    pipeline = Pipeline(engine, store, scorer, lambda: ruleset)
     summary = ReplaySummary(input=config.input, output=str(config.output),
                             model_version=scorer.version, rules_version=ruleset.version)
     # Only a report needs the accumulator; without one it would just grow with the file.
@@ -202,7 +218,7 @@ def run_replay(
     decider = _Ordered(decide_chunk, "replay-decider", threaded=config.overlap)
     errors: list[BaseException] = []
     try:
-        for parsed in reader:
+        for parsed, context in reader:
             batch = parsed.batch
             summary.rows_read += len(batch) + len(parsed.rejections)
             if parsed.rejections:
@@ -213,7 +229,7 @@ def run_replay(
                 running = np.maximum.accumulate(np.concatenate(([last_ts], ts)))[:-1]
                 summary.rows_out_of_order += int(np.sum(ts < running))
                 last_ts = max(last_ts, int(ts.max()))
-                matrix = pipeline.features(batch)
+                matrix = pipeline.features_with(batch, context)
                 decider.submit(("decide", (batch, matrix, _decide_mask(
                     batch, config.start_us, config.end_us))))
                 del batch, matrix  # the decider owns them now
@@ -279,11 +295,14 @@ def _load_parts(config: ReplayConfig
 
 
 class _Inline:
-    """The chunks in this thread, each timed as "read" (the reference for `_Prefetch`)."""
+    """The chunks in this thread, each timed as "read", then `prepare`d, timed as
+    "support" (the reference for `_Prefetch`)."""
 
-    def __init__(self, chunks: Iterator[Any], times: StageTimes) -> None:
+    def __init__(self, chunks: Iterator[Any], times: StageTimes,
+                 prepare: Callable[[Any], Any]) -> None:
         self._chunks = chunks
         self._times = times
+        self._prepare = prepare
 
     def __iter__(self) -> Iterator[Any]:
         while True:
@@ -292,7 +311,9 @@ class _Inline:
                 chunk = next(self._chunks)
             except StopIteration:
                 return
-            self._times.add("read", t0)
+            t0 = self._times.add("read", t0)
+            chunk = self._prepare(chunk)
+            self._times.add("support", t0)
             yield chunk
             del chunk  # not pinned while the next one is read
 
@@ -307,13 +328,15 @@ class _Prefetch(_Inline):
     """Reads and validates chunk N+1 in a thread while chunk N is decided.
 
     Parquet/CSV decoding and the compiled text kernels release the GIL, so on a free core
-    this hides most of the read. One chunk ahead at most: the reader starts on chunk N+2
-    only once the caller has taken N+1, so memory holds one chunk more than inline reading.
-    The reader's own clock times "read" (with the benchmark's CPU clock, its thread's CPU).
+    this hides most of the read, and the chunk's supporting-store lookups (`prepare`) run
+    there too. One chunk ahead at most: the reader starts on chunk N+2 only once the caller
+    has taken N+1, so memory holds one chunk more than inline reading. The reader's own
+    clock times "read" and "support" (with the benchmark's CPU clock, its thread's CPU).
     """
 
-    def __init__(self, chunks: Iterator[Any], times: StageTimes) -> None:
-        super().__init__(chunks, times)
+    def __init__(self, chunks: Iterator[Any], times: StageTimes,
+                 prepare: Callable[[Any], Any]) -> None:
+        super().__init__(chunks, times, prepare)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._stopping = threading.Event()
         self._taken = threading.Semaphore(0)
@@ -324,7 +347,7 @@ class _Prefetch(_Inline):
 
     def _run(self) -> None:
         try:
-            for chunk in _Inline(self._chunks, self._read):
+            for chunk in _Inline(self._chunks, self._read, self._prepare):
                 if not self._put(chunk) or not self._wait_taken():
                     return
                 del chunk  # the caller owns it now; do not pin it while reading the next
@@ -362,8 +385,7 @@ class _Prefetch(_Inline):
         self._thread.join()
         if not self._merged:
             self._merged = True
-            read = self._read.seconds.get("read", 0.0)
-            self._times.seconds["read"] = self._times.seconds.get("read", 0.0) + read
+            self._times.merge(self._read)
 
 
 class _WorkerFailedError(Exception):

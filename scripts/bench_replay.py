@@ -233,8 +233,9 @@ def measure(case: Case) -> dict[str, Any]:
     stages = dict(summary.stage_seconds)
     # summary.seconds is the main thread's clock from start to end: its stages plus start-up
     # (with the CPU clock; waiting on the reader or writer costs the main thread no CPU).
-    # Threads of their own: the reader, the decider (score, rules, explain) and the writer.
-    side = (("read", "score", "rules", "explain", "write")
+    # Threads of their own: the reader (read, support lookups), the decider (score, rules,
+    # explain) and the writer.
+    side = (("read", "support", "score", "rules", "explain", "write")
             if not case.serial and case.clock == "cpu" else ())
     main_thread = sum(v for k, v in stages.items() if k not in side)
     startup = max(summary.seconds - main_thread, 0.0)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from fraud.errors import InputError, ModelError
-from fraud.generate import GenerateConfig, generate, write_dataset
+from fraud.generate import GenerateConfig, default_stores_dir, generate, write_dataset
 from fraud.pipeline import Pipeline
 from fraud.replay import ReplayConfig, rejects_path, run_replay
 from fraud.tabular import TableWriter
@@ -43,13 +43,15 @@ def _config(data: Path, out: Path, **kw: Any) -> ReplayConfig:
 
 def test_threads_change_no_byte(data: Path, tmp_path: Path) -> None:
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
-    one = run_replay(_config(data, a, overlap=False))
-    two = run_replay(_config(data, b, overlap=True))
+    stores = default_stores_dir(data)  # looked up by the reader thread when overlapping
+    assert stores.is_dir()
+    one = run_replay(_config(data, a, overlap=False, support_dir=stores))
+    two = run_replay(_config(data, b, overlap=True, support_dir=stores))
     assert a.read_bytes() == b.read_bytes()
     assert rejects_path(a).read_bytes() == rejects_path(b).read_bytes()
     assert one.rows_rejected == two.rows_rejected == 1
     assert one.rows_decided == two.rows_decided > 0
-    assert {"read", "write", "score", "features"} <= set(two.stage_seconds)
+    assert {"read", "support", "write", "score", "features"} <= set(two.stage_seconds)
 
 
 @pytest.mark.parametrize("overlap", [True, False])
