@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from fraud.schema.decode import parse_time_utf8_fast
 from fraud.schema.seen import SeenIds
 from fraud.schema.timeparse import parse_time_utf8
+from tests.unit.test_schema_seen_runs import _model_check
 
 _IDS = st.sampled_from(["a", "b", "c", "", "é", "x" * 40, "T1", "T2", "T10"])
 
@@ -19,19 +20,7 @@ _IDS = st.sampled_from(["a", "b", "c", "", "é", "x" * 40, "T1", "T2", "T10"])
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.lists(_IDS, max_size=12), max_size=6))
 def test_seen_ids_match_a_dictionary_model(chunks: list[list[str]]) -> None:
-    seen, first = SeenIds(), dict[str, str]()
-    line = 0
-    for keys in chunks:
-        positions = [f"line {line + k}" for k in range(len(keys))]
-        line += len(keys)
-        expected = []
-        for k, key in enumerate(keys):
-            if key in first:
-                expected.append((k, first[key]))
-            else:
-                first[key] = positions[k]
-        assert seen.claim(keys, positions) == expected
-        assert len(seen) == len(first)
+    _model_check(SeenIds(), chunks)  # empty ids too (test_schema_seen_runs has the rest)
 
 
 def test_seen_ids_tell_a_hash_collision_from_a_duplicate(
