@@ -233,24 +233,26 @@ def iso_timestamps(ts_us: npt.NDArray[np.int64]) -> ObjArray:
     return np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
 
 
-def _join_rules(decisions: Decisions) -> pa.Array:
-    """Matched rule ids joined with ";" (evaluation order); most rows match none."""
-    n = len(decisions)
+def _matched_rows(decisions: Decisions) -> npt.NDArray[np.intp]:
+    """The rows any rule matched (most rows match none)."""
+    if not decisions.matches.size:
+        return np.zeros(0, np.intp)
+    return np.flatnonzero(decisions.matches.any(axis=0))
+
+
+def _join_rules(decisions: Decisions, matched: npt.NDArray[np.intp]) -> pa.Array:
+    """Matched rule ids joined with ";" (evaluation order), for the `matched` rows."""
     ids = np.asarray(decisions.rule_ids, dtype=object)
-    if not len(ids):
-        return sparse_text(n, np.zeros(0, np.int64), [])
-    rows = np.flatnonzero(decisions.matches.any(axis=0))
-    return sparse_text(n, rows, [";".join(ids[decisions.matches[:, i]]) for i in rows])
+    return sparse_text(len(decisions), matched,
+                       [";".join(ids[decisions.matches[:, i]]) for i in matched])
 
 
-def _join_reasons(decisions: Decisions) -> pa.Array:
+def _join_reasons(decisions: Decisions, matched: npt.NDArray[np.intp]) -> pa.Array:
     """Each row's rule reasons joined with " | "; only matched rows have any (the
     evaluator's contract), so only they are looked at."""
     reasons = decisions.reasons
     if len(reasons) != len(decisions):  # reasons not built: none to show
         return sparse_text(len(decisions), np.zeros(0, np.int64), [])
-    matched = np.flatnonzero(decisions.matches.any(axis=0)) if decisions.matches.size else (
-        np.zeros(0, np.int64))
     rows = np.asarray([i for i in matched.tolist() if reasons[i]], dtype=np.int64)
     texts = [" | ".join(f"{rule_id}: {text}" for rule_id, text in reasons[i])
              for i in rows.tolist()]
@@ -279,6 +281,7 @@ def output_columns(outcome: Outcome) -> Mapping[str, Column]:
     """
     b = outcome.batch
     n = len(b)
+    matched = _matched_rows(outcome.decisions)
     return {
         "transaction_id": b.transaction_id,
         "timestamp": iso_utc_column(b.timestamp_us),
@@ -287,8 +290,8 @@ def output_columns(outcome: Outcome) -> Mapping[str, Column]:
         "amount": b.amount,
         "score": np.round(outcome.score, 6),
         "action": lookup_text(outcome.decisions.action, _ACTION_TEXT),
-        "rules": _join_rules(outcome.decisions),
-        "reasons": _join_reasons(outcome.decisions),
+        "rules": _join_rules(outcome.decisions, matched),
+        "reasons": _join_reasons(outcome.decisions, matched),
         "model_version": constant_text(outcome.model_version, n),
         "rules_version": constant_text(outcome.rules_version, n),
         "model_reasons": _join_model_reasons(outcome.model_reasons),

@@ -243,8 +243,8 @@ class FeatureEngine:
         agg_lat = states.lat_sum.copy()
         agg_lon = states.lon_sum.copy()
         started = time.perf_counter()
-        # combined["ts"] becomes the effective times, in place. Scratch arrays come from
-        # NumPy, whose large allocations get transparent huge pages (see the kernel).
+        # combined["ts"] becomes the effective times, in place. The results scratch is this
+        # thread's, kept between batches (`kernels.scratch_rows`).
         kernels.user_kernel(
             seg_off, hist_len, combined["ts"], combined["amount"],  # type: ignore[arg-type]
             combined["terminal"], combined["device"], combined["lat"],  # type: ignore[arg-type]
@@ -364,8 +364,9 @@ def _load_users(store: StateStore, user_ids: ObjArray, keep: int) -> UserColumns
     per user, from any other store through its `UserState` records."""
     if _columnar(type(store)):
         return cast(ColumnarUserStore, store).load_user_columns(user_ids, keep)
-    loaded = store.load_users(user_ids.tolist())
-    return columns_of([loaded.get(u) for u in user_ids.tolist()], keep)
+    ids = user_ids.tolist()
+    loaded = store.load_users(ids)
+    return columns_of([loaded.get(u) for u in ids], keep)
 
 
 def _save_users(store: StateStore, user_ids: ObjArray, states: UserColumns,

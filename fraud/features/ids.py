@@ -30,8 +30,7 @@ def dense_codes(values: ObjArray) -> tuple[I64, ObjArray]:
     n = len(values)
     if n == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
-    hashes = np.fromiter(map(hash, values), dtype=np.int64, count=n)
-    codes, first = factorize_int64(hashes)
+    codes, first = factorize_int64(local_hashes(values))
     return codes, values[first]
 
 
@@ -71,9 +70,6 @@ class KeyIndex:
         self._slot_hash, self._slot_pos, distinct = _build_index(local_hashes(keys))
         self._fallback: dict[str, int] | None = (
             None if distinct else {k: i for i, k in enumerate(keys.tolist())})
-
-    def __len__(self) -> int:
-        return len(self.keys)
 
     def find(self, values: ObjArray, hashes: I64 | None = None) -> I64:
         """The position of each value among the keys, -1 when absent; `hashes` are the

@@ -144,8 +144,8 @@ def _float(value: Any) -> float:
 class _Table:
     """Rows grouped by key and sorted by time, for vectorised point-in-time lookups.
 
-    The keys are sorted once here, and a dict from key to segment is built once, so a lookup
-    costs one dict probe per *distinct* key of a batch (a batch has far fewer users than rows).
+    The keys are sorted and indexed once (`KeyIndex`), so a lookup costs one hash-table probe
+    per *distinct* key of a batch (a batch has far fewer users than rows), in compiled code.
     """
 
     def __init__(self, data: SortedTable) -> None:
@@ -354,7 +354,7 @@ def _load_rows(path: Path, key: str, time_field: str, fields: dict[str, str]) ->
             else:
                 values[name].append(_float(raw) if raw is not None else float("nan"))
     return _Table.from_rows(np.asarray(keys, dtype=object), np.asarray(times, dtype=np.int64),
-                  **{name: _array(v, fields[name]) for name, v in values.items()})
+                            **{name: _array(v, fields[name]) for name, v in values.items()})
 
 
 def _array(values: list[Any], kind: str) -> npt.NDArray[Any]:
@@ -370,9 +370,9 @@ def _load_columns(path: Path, key: str, time_field: str,
     vectorised parser does not read as a plain in-range ISO-8601 time or epoch number.
     """
     if not path.is_file() or path.suffix.lower() not in (".jsonl", ".ndjson", ".json"):
-        return None if path.exists() else _Table.from_rows(np.empty(0, dtype=object),
-                                                 np.empty(0, dtype=np.int64),
-                                                 **{n: _array([], k) for n, k in fields.items()})
+        return None if path.exists() else _Table.from_rows(
+            np.empty(0, dtype=object), np.empty(0, dtype=np.int64),
+            **{n: _array([], k) for n, k in fields.items()})
     import pyarrow as pa
     import pyarrow.json as pj
 

@@ -3,9 +3,9 @@
 `UserColumns` is the states of a batch's users as arrays: every user's events concatenated
 (oldest first, `hist_len[i]` of them for user i) and one array per aggregate. The engine
 works on it directly; a store that keeps users as `UserState` records (DynamoDB) is adapted
-with `from_states` / `to_states`, and one that keeps them column-wise (`UserTable`, behind
-`InMemoryStore`) hands them over without a Python object per user, which is what makes a
-long replay's state round trip cheap.
+with `fraud.features.store.columns_of` / `states_of`, and one that keeps them column-wise
+(`UserTable`, behind `InMemoryStore`) hands them over without a Python object per user,
+which is what makes a long replay's state round trip cheap.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ class UserColumns:
         return UserColumns.of(self.hist_len[users],
                               [getattr(self, name)[at] for name in EVENT_COLUMNS],
                               [getattr(self, name)[users] for name in AGGREGATES])
+
 
 @runtime_checkable
 class ColumnarUserStore(Protocol):
