@@ -253,9 +253,11 @@ class _Checker:
                 f"{self.describe(node.right, right)} using '{op}'",
                 ex.Node(node.op_pos, node.op_pos))
         if left.type == BOOL:
+            named = next((side.name for side in (node.left, node.right)
+                          if isinstance(side, ex.Name)), "is_night")
             return self.fail(
                 f"true/false values are not compared with '{op}': use the condition itself "
-                "('is_night', 'not is_night')", ex.Node(node.op_pos, node.op_pos))
+                f"('{named}', 'not {named}')", ex.Node(node.op_pos, node.op_pos))
         for side, value in ((node.left, left), (node.right, right)):
             if value.type == STRING and value.is_const and value.const == "":
                 return self.fail("'' never matches (missing strings are ''): "
@@ -281,8 +283,10 @@ class _Checker:
             if items.name not in self.scope.lists:
                 what = "a parameter" if items.name in self.scope.parameters else "not a list"
                 names = sorted(self.scope.lists)
-                return self.fail(f"{items.name!r} is {what}; lists defined under 'lists:': "
-                                 f"{', '.join(names) or '(none)'}", items)
+                close = difflib.get_close_matches(items.name, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                return self.fail(f"{items.name!r} is {what}{hint}; lists defined under "
+                                 f"'lists:': {', '.join(names) or '(none)'}", items)
             if operand.type != STRING:
                 return self.fail(f"list {items.name!r} holds strings (ids) but the left side "
                                  f"of 'in' is a {operand.type}", node.operand)

@@ -35,7 +35,9 @@ from fraud.rules.guardrail import GuardrailState, GuardrailStatus
 from fraud.rules.ruleset import ACTIONS, RuleSet
 from fraud.schema.batch import TransactionBatch
 
-__all__ = ["Decisions", "RuleHit", "columns_for_batch", "evaluate", "prepare_columns"]
+__all__ = [
+    "Decisions", "RuleHit", "columns_for_batch", "derive_column", "evaluate", "prepare_columns",
+]
 
 Array = npt.NDArray[Any]
 Reasons = tuple[tuple[str, str], ...]  # (rule_id, text) of every rule a row matched
@@ -120,7 +122,7 @@ def prepare_columns(ruleset: RuleSet, columns: Mapping[str, Array], n: int) -> d
     for name in sorted(ruleset.columns):
         raw = columns.get(name)
         if raw is None:
-            raw = _derive(name, columns)
+            raw = derive_column(name, columns)
         if raw is None:
             raise InputError(f"rules {ruleset.location} use column {name!r} "
                              f"({vocab.kind(name)}), which the batch does not have")
@@ -137,7 +139,8 @@ def prepare_columns(ruleset: RuleSet, columns: Mapping[str, Array], n: int) -> d
     return out
 
 
-def _derive(name: str, columns: Mapping[str, Array]) -> Array | None:
+def derive_column(name: str, columns: Mapping[str, Array]) -> Array | None:
+    """`score_available` from `score`, `hour` from `timestamp_us`; None when not derivable."""
     if name == "score_available" and "score" in columns:
         return ~np.isnan(np.asarray(columns["score"], dtype=np.float64))
     if name == "hour" and "timestamp_us" in columns:

@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 MAX_LENGTH = 10_000  # characters; a rule is a line or a few, not a program
+# Levels of nesting (parentheses, `not`, each operator of a chain). The compiled rule runs as
+# nested calls, so a deeper tree would load and then fail on every batch; refuse it at load.
+MAX_DEPTH = 150
 KEYWORDS = frozenset({"and", "or", "not", "in", "between", "is", "missing", "true", "false"})
 COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 
@@ -222,6 +225,8 @@ class _Parser:
             hint = ""
             if tok.kind in ("name", "num", "str") or tok.text == "(":
                 hint = " (missing an operator such as 'and' or '==' before it?)"
+            elif tok.text == ")":
+                hint = " (there is no '(' for it to close)"
             raise ExprSyntaxError(f"unexpected {_describe(tok)}{hint}", tok.pos)
         return node
 
@@ -372,6 +377,26 @@ def parse(text: str) -> Node:
         raise ExprSyntaxError(f"expression is too long ({len(text)} characters, at most "
                               f"{MAX_LENGTH})", MAX_LENGTH)
     try:
-        return _Parser(text).parse()
+        tree = _Parser(text).parse()
     except RecursionError:
         raise ExprSyntaxError("expression is nested too deeply", 0) from None
+    deepest = _deepest(tree)
+    if deepest is not None:
+        raise ExprSyntaxError(f"expression is nested too deeply (more than {MAX_DEPTH} levels of "
+                              "parentheses, 'not' or chained operators): use 'x in [...]' "
+                              "for long 'or' chains, or split it into several rules", deepest.pos)
+    return tree
+
+
+def _deepest(tree: Node) -> Node | None:
+    """The first node nested deeper than `MAX_DEPTH`, or None (iterative: no recursion)."""
+    stack: list[tuple[Node, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return node
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            children = value if isinstance(value, tuple) else (value,)
+            stack.extend((c, depth + 1) for c in children if isinstance(c, Node))
+    return None

@@ -32,8 +32,8 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from fraud.errors import InputError
-from fraud.rules.evaluator import Decisions, evaluate
-from fraud.rules.loader import _Doc, _kind, _mapping, _scalar, _text
+from fraud.rules.evaluator import Decisions, derive_column, evaluate
+from fraud.rules.loader import _Doc, _kind, _mapping, _text, _value, _yaml_hint
 from fraud.rules.problems import Problem, RulesFileError
 from fraud.rules.ruleset import ACTIONS, RuleSet, action_name
 from fraud.rules.vocabulary import DERIVED_SOURCES, Vocabulary
@@ -92,13 +92,18 @@ def _transaction(doc: _Doc, node: Node, vocab: Vocabulary, what: str) -> dict[st
         if isinstance(value_node, ScalarNode) and value_node.tag == "tag:yaml.org,2002:null":
             out[name] = None
             continue
-        value = _scalar(doc, value_node, f"{name!r}")
+        value = _value(doc, value_node, f"{name!r}")
         if value is None:
             continue
         if kind == "string":
             out[name] = str(value_node.value)
         elif kind == "flag" and isinstance(value, bool):
             out[name] = 1.0 if value else 0.0
+        elif kind == "flag" and value in (0, 1) and not isinstance(value, str):
+            out[name] = float(value)
+        elif kind == "flag":
+            doc.error(value_node, f"{name!r} is a flag: expected true/false (or 1/0), got "
+                      f"{value_node.value!r}")
         elif isinstance(value, int | float) and not isinstance(value, bool):
             out[name] = float(value)
         else:
@@ -163,9 +168,10 @@ def load_fixtures(path: str | Path, vocabulary: Vocabulary) -> FixtureFile:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
-        raise RulesFileError([Problem(location, (mark.line + 1) if mark else 1,
-                                      (mark.column + 1) if mark else 1,
-                                      f"malformed YAML: {exc.problem}")]) from None
+        line, col = ((mark.line + 1), (mark.column + 1)) if mark else (1, 1)
+        hint = _yaml_hint(text, line, col, str(exc.problem))
+        raise RulesFileError([Problem(location, line, col,
+                                      f"malformed YAML: {exc.problem}{hint}")]) from None
     if root is None:
         raise RulesFileError([Problem(location, 1, 1, "empty fixture file")])
     top = _mapping(doc, root, "the fixture file", ("rules", "defaults", "cases"))
@@ -213,11 +219,10 @@ def _columns(ruleset: RuleSet, cases: Iterable[FixtureCase]) -> dict[str, Any]:
     vocab = ruleset.vocabulary
     given = {k for c in rows for k in c.transaction}
     names = set(ruleset.columns) | given
-    # Derived names come from their source (missing when unset) unless a case sets them.
-    for derived, source in DERIVED_SOURCES.items():
-        if derived in names and derived not in given:
-            names.discard(derived)
-            names.add(source)
+    # Derived names come from their source (missing when unset) in every case that does not
+    # set them itself, so one case giving `hour` leaves the others' `hour` derived.
+    derived_here = {d: s for d, s in DERIVED_SOURCES.items() if d in names}
+    names |= set(derived_here.values())
     out: dict[str, Any] = {}
     for name in names:
         values = [c.transaction.get(name) for c in rows]
@@ -225,6 +230,12 @@ def _columns(ruleset: RuleSet, cases: Iterable[FixtureCase]) -> dict[str, Any]:
             out[name] = np.asarray(["" if v is None else v for v in values], dtype=object)
         else:
             out[name] = np.asarray([math.nan if v is None else v for v in values], dtype=float)
+    for name, source in derived_here.items():
+        derived = derive_column(name, {source: out[source]})
+        if derived is None:
+            continue
+        own = np.array([name in c.transaction for c in rows], dtype=bool)
+        out[name] = np.where(own, out[name], derived.astype(np.float64))
     return out
 
 

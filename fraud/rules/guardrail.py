@@ -114,9 +114,12 @@ def _log_change(status: GuardrailStatus, version: str) -> None:
         "rule_id": status.rule_id, "rate": round(status.rate, 6),
         "max_rate": status.max_rate, "window": status.window_transactions,
         "demoted_rows": status.demoted_rows, "demoted_now": status.demoted,
-        "state_changes": len(status.changes), "rules_version": version,
+        "demotions": status.changes.count("demoted"),
+        "restorations": status.changes.count("restored"), "rules_version": version,
     }
+    # One line per rule and batch: a batch may both demote and restore a rule (the counts say
+    # how often), `demoted_now` is where it ended.
     if "demoted" in status.changes:
         log.warning("rule demoted to flag by guardrail", **fields)
-    else:
+    if status.changes and status.changes[-1] == "restored":
         log.info("rule restored by guardrail", **fields)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import hashlib
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -35,9 +36,12 @@ from fraud.rules.ruleset import ACTIONS, GuardrailConfig, Rule, RuleSet
 from fraud.rules.sources import RuleSource, join_location, source_for
 from fraud.rules.vocabulary import Vocabulary, default_vocabulary
 
-__all__ = ["FORMAT_VERSION", "load_rules", "parse_rules"]
+__all__ = ["FORMAT_VERSION", "MAX_FILE_BYTES", "load_rules", "parse_rules"]
 
 FORMAT_VERSION = 1
+# A rules file is a page or a few; long id lists belong in list files (read line by line, with
+# no limit). The cap keeps a wrong file (a data dump) from stalling a check or a reload.
+MAX_FILE_BYTES = 256 * 1024  # a few hundred rules fit in a tenth of it; loads in ~2 s at most
 TOP_KEYS = ("version", "name", "description", "parameters", "lists", "guardrail", "rules")
 RULE_KEYS = ("id", "description", "when", "unless", "action", "priority", "mode", "reason",
              "max_rate")
@@ -135,7 +139,36 @@ def _scalar(doc: _Doc, node: Node, what: str, rule_id: str = "") -> Any:
         return None
 
 
+# YAML 1.1 reads `1e-3` (no dot) as text and `no`/`on`/`yes`/`off` as booleans; a value is
+# read here as the expression language reads it: numbers in any of its spellings, and only
+# `true`/`false` as true/false (`NO` stays the text "NO", e.g. a country code).
+_NUMBER = re.compile(r"^[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
+_TRUE_FALSE = re.compile(r"^(?:true|false)$", re.IGNORECASE)
+
+
+def _value(doc: _Doc, node: Node, what: str) -> Any:
+    """A parameter or fixture value: like `_scalar`, with the readings described above."""
+    if isinstance(node, ScalarNode) and node.style is None and node.tag == _STR \
+            and _NUMBER.match(node.value):
+        return float(node.value.replace("_", ""))
+    value = _scalar(doc, node, what)
+    if isinstance(value, bool) and not _TRUE_FALSE.match(str(node.value)):
+        return str(node.value)
+    return value
+
+
+def _odd_tag(doc: _Doc, node: Node, what: str, rule_id: str = "") -> bool:
+    """True (reported) for an explicit tag such as ``!!python/object`` or ``!custom``."""
+    tag = node.tag or ""
+    if tag.startswith("tag:yaml.org,2002:") and "python/" not in tag:
+        return False
+    doc.error(node, f"{what}: unsupported YAML tag {tag!r}; remove it", rule_id)
+    return True
+
+
 def _text(doc: _Doc, node: Node, what: str, rule_id: str = "") -> str | None:
+    if _odd_tag(doc, node, what, rule_id):
+        return None
     if not isinstance(node, ScalarNode) or node.tag == "tag:yaml.org,2002:null":
         hint = ""
         if isinstance(node, MappingNode | SequenceNode) and node.flow_style:
@@ -196,13 +229,16 @@ def _parameters(doc: _Doc, node: Node, vocabulary: Vocabulary,
     for name, (key_node, value_node) in _mapping(doc, node, "'parameters'", None).items():
         if not _check_name(doc, key_node, "parameter", vocabulary, taken):
             continue
-        value = _scalar(doc, value_node, f"parameter {name!r}")
+        value = _value(doc, value_node, f"parameter {name!r}")
         if value is None:
             continue
         if isinstance(value, bool | str):
             out[name] = value
-        elif isinstance(value, int | float):
+        elif isinstance(value, int | float) and math.isfinite(value):
             out[name] = float(value)
+        elif isinstance(value, int | float):
+            doc.error(value_node, f"parameter {name!r} must be a finite number, got "
+                      f"{value_node.value!r}")
         else:
             doc.error(value_node, f"parameter {name!r} must be a number, text or true/false")
     return out
@@ -218,6 +254,8 @@ def _lists(doc: _Doc, node: Node, vocabulary: Vocabulary, taken: dict[str, str],
         if isinstance(value_node, SequenceNode):
             items: list[str] = []
             for item in value_node.value:
+                if _odd_tag(doc, item, f"an item of list {name!r}"):
+                    continue
                 if not isinstance(item, ScalarNode) or item.tag == "tag:yaml.org,2002:null":
                     doc.error(item, f"items of list {name!r} must be single values (ids), "
                               f"got {_kind(item)}")
@@ -241,7 +279,12 @@ def _lists(doc: _Doc, node: Node, vocabulary: Vocabulary, taken: dict[str, str],
             doc.error(path_node, f"list {name!r}: {exc}")
             continue
         files.append((target, data))
-        lines = data.decode("utf-8", errors="replace").splitlines()
+        try:
+            lines = data.decode("utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            doc.error(path_node, f"list {name!r}: {target} is not UTF-8 text ({exc.reason} at "
+                      f"byte {exc.start}); expected one id per line")
+            continue
         out[name] = frozenset(
             s for s in (ln.split("#", 1)[0].strip() for ln in lines) if s)
     return out
@@ -358,19 +401,33 @@ def _version(doc: _Doc, node: Node | None) -> None:
         return
     value = _scalar(doc, node, "'version'")
     if value is not None and (isinstance(value, bool) or value != FORMAT_VERSION):
+        got = f"the text {node.value!r} (write it without quotes)" if isinstance(value, str) \
+            else repr(node.value)
         doc.error(node, f"'version' must be {FORMAT_VERSION} (the rules format version), got "
-                  f"{node.value!r}")
+                  f"{got}")
 
 
-def _yaml_hint(text: str, line: int) -> str:
-    """A likely cause of a YAML syntax error on `line` (1-based), for the usual suspects."""
+def _yaml_hint(text: str, line: int, col: int, problem: str) -> str:
+    """A likely cause of a YAML syntax error at `line`:`col` (1-based), for the usual suspects."""
     lines = text.splitlines()
     source = lines[line - 1] if 0 < line <= len(lines) else ""
+    indent = len(source) - len(source.lstrip())
+    if "\t" in source[:indent]:
+        return "; YAML indentation must be spaces, not tabs"
     if re.search(r":\s+[\[{]", source):
         return ("; a value starting with '{' or '[' is read as a YAML mapping or list: put the "
                 "whole value in quotes")
+    quoted = re.search(r":\s+([\"'])", source)
+    if quoted and source.count(quoted.group(1), quoted.end()) >= 2:
+        q = quoted.group(1)
+        other = "'" if q == '"' else '"'
+        return (f"; the value's {q} quotes end early at the next {q}: use {other} for text "
+                f"inside it")
     if re.search(r":\s+[^'\"].*:\s", source):
         return "; a value containing ': ' must be put in quotes"
+    if "expected <block end>" in problem and col - 1 <= indent:
+        return ("; check the indentation: the keys of one rule (or one mapping) must start in "
+                "the same column")
     return ""
 
 
@@ -389,6 +446,10 @@ def parse_rules(
     vocab = vocabulary or default_vocabulary()
     data = text.encode() if isinstance(text, str) else text
     files: list[tuple[str, bytes]] = []
+    if len(data) > MAX_FILE_BYTES:
+        raise RulesFileError([Problem(filename, 1, 1, f"file too large ({len(data):,} bytes, at "
+                                      f"most {MAX_FILE_BYTES // 1024} KB): put long id lists in "
+                                      "list files ('file: PATH' under 'lists:')")])
     try:
         source_text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -401,8 +462,9 @@ def parse_rules(
         mark = exc.problem_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         context = f" ({exc.context})" if exc.context else ""
+        hint = _yaml_hint(source_text, line, col, str(exc.problem))
         raise RulesFileError([Problem(filename, line, col, f"malformed YAML: {exc.problem}"
-                                      f"{context}{_yaml_hint(source_text, line)}")]) from None
+                                      f"{context}{hint}")]) from None
     if root is None:
         raise RulesFileError([Problem(filename, 1, 1, "empty file: expected 'version' and "
                                       "'rules'")])

@@ -7,6 +7,7 @@ Missing values render as ``missing``. Text is built only for the rows a rule mat
 
 from __future__ import annotations
 
+import difflib
 import math
 import string
 from collections.abc import Mapping
@@ -66,7 +67,9 @@ class ReasonTemplate:
 
 
 def _plain_number(value: float) -> str:
-    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.6g}"
+    # Whole numbers up to 2**53 (every float64 integer is exact there, timestamps in
+    # microseconds included) print in full; others with 6 significant digits.
+    return str(int(value)) if value.is_integer() and abs(value) <= 2**53 else f"{value:.6g}"
 
 
 def _format_many(field: _Field, values: list[Any]) -> list[str]:
@@ -136,19 +139,24 @@ def _resolve(name: str, spec: str, conversion: str | None, scope: Scope, *, wher
     sample: Any
     if kind is not None:
         field = _Field(name, spec, kind)
-        sample = 1.5 if kind == "number" else "x"
+        sample = {"number": 1.5, "flag": 1.0}.get(kind, "x")
     elif name in scope.parameters:
         field = _Field(name, spec, "param", scope.parameters[name])
         sample = field.const
     else:
+        close = difflib.get_close_matches(
+            name, sorted(scope.vocabulary.names | set(scope.parameters)), n=1)
+        hint = f" (did you mean {{{close[0]}}}?)" if close else ""
         errors.append(CompileError(
-            f"unknown placeholder {{{name}}}; expected a transaction field, feature, 'score' "
-            "or a parameter", where))
+            f"unknown placeholder {{{name}}}{hint}; expected a transaction field, feature, "
+            "'score' or a parameter", where))
         return None
     try:
         _format(field, sample)
     except (ValueError, TypeError) as exc:
+        hint = (" (numbers are decimals: '.0f' prints a whole number)"
+                if spec.endswith(("d", "n")) and isinstance(sample, float) else "")
         errors.append(CompileError(f"bad format {{{name}:{spec}}} for a {kind or 'parameter'}: "
-                                   f"{exc}", where))
+                                   f"{exc}{hint}", where))
         return None
     return field

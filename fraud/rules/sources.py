@@ -71,6 +71,8 @@ class S3Source:
             body: bytes = response["Body"].read()
         except self.client.exceptions.NoSuchKey:
             raise InputError(f"{location}: no such object") from None
+        except self.client.exceptions.NoSuchBucket:
+            raise InputError(f"{location}: no such bucket {bucket!r}") from None
         except Exception as exc:  # botocore errors: wrapped at the boundary
             raise StoreError(f"{location}: cannot read from S3: {exc}") from exc
         return body

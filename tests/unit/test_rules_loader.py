@@ -199,8 +199,9 @@ def test_missing_required_keys() -> None:
 def test_bad_reason_placeholder() -> None:
     extra = "    reason: 'amount {amout:.2f} for {user_id:.2f}'\n"
     found = problems(rules_with("amount > 1", extra))
-    assert found[0] == ("r.yaml:9:22: rule 'r1': in 'reason': unknown placeholder {amout}; "
-                        "expected a transaction field, feature, 'score' or a parameter")
+    assert found[0] == ("r.yaml:9:22: rule 'r1': in 'reason': unknown placeholder {amout} "
+                        "(did you mean {amount}?); expected a transaction field, feature, "
+                        "'score' or a parameter")
     assert found[1].startswith("r.yaml:9:38: rule 'r1': in 'reason': bad format {user_id:.2f}")
 
 
