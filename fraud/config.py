@@ -83,14 +83,20 @@ class Setting:
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")  # refused just below, with the same message
     if not value >= 0 or value == float("inf"):
         raise ValueError(f"expected a finite number >= 0, got {text!r}")
     return value
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0  # refused just below, with the same message
     if value < 1:
         raise ValueError(f"expected an integer >= 1, got {text!r}")
     return value
@@ -164,6 +170,11 @@ SETTINGS: tuple[Setting, ...] = (
             ("DEBUG", "INFO", "WARNING", "ERROR")),
 )
 _BY_FIELD = {s.field: s for s in SETTINGS}
+# What --help shows for a value (values are parsed by build_settings, not by click).
+_METAVARS: dict[Callable[[str], Any], str] = {
+    _positive_float: "NUMBER", _positive_int: "INTEGER", _url: "URL", Path: "PATH",
+    _column_map: "field=COLUMN,...",
+}
 
 
 def _resolve(setting: Setting, raw: str, source: str) -> Any:
@@ -218,6 +229,7 @@ def settings_options(*fields: str) -> Callable[[F], F]:
                 s.field,
                 type=kind,
                 default=None,
+                metavar=None if s.choices else _METAVARS.get(s.parse, "TEXT"),
                 help=f"{s.help} [env: {s.env}; default: {shown}]",
             )(func)
         return func

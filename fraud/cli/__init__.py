@@ -14,9 +14,10 @@ import sys
 
 import click
 
+from fraud.config import SETTINGS
 from fraud.errors import FraudError
 
-__all__ = ["COMMANDS", "cli", "main"]
+__all__ = ["COMMANDS", "ENVIRONMENT", "cli", "main"]
 
 # name -> short help; the module fraud.cli.<module> exports `command`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -32,6 +33,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "local": ("local", "Start, stop and inspect the local AWS endpoints."),
     "demo": ("demo", "Run the product end to end on generated data."),
 }
+
+
+def _environment() -> list[tuple[str, str]]:
+    rows = []
+    for s in SETTINGS:
+        default = s.default()
+        rows.append((s.env, f"{s.help} [default: {'unset' if default is None else default}]"))
+    return [
+        *rows,
+        ("FRAUD_KCL_JARS", "fraud consume: KCL jar cache [default: .local/kcl-jars]"),
+        ("FRAUD_KCL_HANDLER", "fraud consume: batch handler factory (module:callable) "
+                              "[default: the fraud pipeline]"),
+    ]
+
+
+ENVIRONMENT: list[tuple[str, str]] = _environment()
+"""(variable, what it sets) for every ``FRAUD_*`` variable, as ``fraud --help`` lists them."""
 
 
 class LazyGroup(click.Group):
@@ -54,6 +72,13 @@ class LazyGroup(click.Group):
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Every variable in one place: a command shows only the flags it takes, and a few
+        # settings (the scorer's, the rules reload) reach the consumer only through here.
+        with formatter.section("Environment (where a command has the matching flag, "
+                               "shown in its --help, the flag wins)"):
+            formatter.write_dl(ENVIRONMENT)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -55,7 +55,8 @@ def _check_out(out: str) -> Path:
               help="Length of the period in days.")
 @click.option("--start", default="2024-01-01", show_default=True, metavar="DATE",
               callback=_parse_start,
-              help="First day of the period (UTC), e.g. 2024-01-01.")
+              help="First day of the period (UTC), e.g. 2024-01-01 (from 1980 on; the "
+                   "period must end by 2199-06-01).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Random seed: the same seed and options give byte-identical files.")
 @click.option("--fraud-rate", type=click.FloatRange(min=0.0, max=0.2), default=0.007,

@@ -26,7 +26,7 @@ from fraud.generate.legit import legit_rows
 from fraud.generate.params import SCENARIO_SHARES, SCENARIOS, GenerateConfig
 from fraud.generate.population import CHANNELS, make_population
 from fraud.generate.rows import Rows
-from fraud.generate.textcols import US_PER_DAY, format_ids, iso_utc, us_from_date
+from fraud.generate.textcols import US_PER_DAY, format_ids, id_width, iso_utc, us_from_date
 from fraud.schema.batch import MISSING_TIME, TransactionBatch
 from fraud.tabular import TableWriter, format_of
 
@@ -125,11 +125,12 @@ def generate(cfg: GenerateConfig, progress: Progress | None = None) -> Dataset:
     step("fraud scenarios")
 
     n = len(rows)
-    user_ids = format_ids("U", np.arange(pop.n_users), 7)
-    terminal_ids = format_ids("T", np.arange(pop.n_terminals), 6)
-    device_ids = format_ids("D", np.arange(len(pop.devices)), 8)
+    user_ids = format_ids("U", np.arange(pop.n_users), id_width(pop.n_users, 7))
+    terminal_ids = format_ids("T", np.arange(pop.n_terminals),
+                              id_width(pop.n_terminals, 6))
+    device_ids = format_ids("D", np.arange(len(pop.devices)), id_width(len(pop.devices), 8))
     n_games = int(pop.term_game.max()) + 1 if pop.n_terminals else 0
-    game_ids = format_ids("G", np.arange(max(n_games, 0)), 3)
+    game_ids = format_ids("G", np.arange(max(n_games, 0)), id_width(n_games, 3))
 
     row_session, first_session, session_table = stores.sessions(rows, pop, rng[3], user_ids,
                                                                 device_ids)
@@ -155,7 +156,7 @@ def generate(cfg: GenerateConfig, progress: Progress | None = None) -> Dataset:
     currency[:] = cfg.currency
     names = np.asarray(SCENARIOS, dtype=object)
     transactions: dict[str, npt.NDArray[np.generic]] = {
-        "transaction_id": format_ids("TX", np.arange(n), 10),
+        "transaction_id": format_ids("TX", np.arange(n), id_width(n, 10)),
         "timestamp": iso_utc(rows.ts_us),
         "user_id": user_ids[rows.user],
         "terminal_id": terminal_ids[rows.terminal],

@@ -35,6 +35,11 @@ SCENARIO_SHARES: dict[str, float] = {
 
 _MAX_DAYS = 3660
 _MAX_USERS = 10_000_000
+# Generated files must read back through `fraud.schema`, which refuses times outside
+# 1970-01-01 .. 2200-01-01: accounts open up to 3,000 days before the period, and label
+# times come up to 120 days after it (sessions expire a little later still).
+_FIRST_YEAR = 1980
+_LAST_END = dt.datetime(2199, 6, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,5 +74,10 @@ class GenerateConfig:
             raise InputError(f"fraud_rate: expected 0..0.2, got {self.fraud_rate}")
         if self.start.tzinfo is None:
             raise InputError("start: expected a timezone-aware datetime (UTC)")
-        if not 1971 <= self.start.year <= 9000:
-            raise InputError(f"start: expected a year in 1971..9000, got {self.start.year}")
+        if not _FIRST_YEAR <= self.start.year <= _LAST_END.year:
+            raise InputError(f"start: expected a year in {_FIRST_YEAR}..{_LAST_END.year}, "
+                             f"got {self.start.year}")
+        if self.start + dt.timedelta(days=self.days) > _LAST_END:
+            raise InputError(f"start: {self.days} days from {self.start:%Y-%m-%d} end after "
+                             f"{_LAST_END:%Y-%m-%d}; their label times would fall outside the "
+                             "readable range (before 2200-01-01)")

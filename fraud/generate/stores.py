@@ -21,6 +21,7 @@ from fraud.generate.textcols import (
     US_PER_MINUTE,
     US_PER_SECOND,
     format_ids,
+    id_width,
     iso_utc,
 )
 
@@ -85,7 +86,7 @@ def sessions(rows: Rows, pop: Population, rng: np.random.Generator, user_ids: Ob
     order = np.argsort(created, kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    ids = format_ids("S", np.arange(len(order)), 9)
+    ids = format_ids("S", np.arange(len(order)), id_width(len(order), 9))
     row_session[idx] = ids[rank[which]]
     device_first = _group_starts(s_dev)
     first_session[s_dev[device_first]] = created[device_first]
@@ -221,7 +222,7 @@ def posts(pop: Population, rng: np.random.Generator, user_ids: Obj) -> Columns:
     user = np.repeat(np.arange(pop.n_users), count)
     ts = lo[user] + (rng.random(len(user)) * span[user]).astype(np.int64)
     order = np.argsort(ts, kind="stable")
-    return {"post_id": format_ids("PO", np.arange(len(user)), 9),
+    return {"post_id": format_ids("PO", np.arange(len(user)), id_width(len(user), 9)),
             "user_id": user_ids[user[order]], "ts": iso_utc(ts[order])}
 
 

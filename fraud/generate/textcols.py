@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = ["US_PER_DAY", "US_PER_HOUR", "US_PER_MINUTE", "US_PER_SECOND", "format_ids",
-           "iso_utc", "parse_date", "us_from_date"]
+           "id_width", "iso_utc", "parse_date", "us_from_date"]
 
 US_PER_SECOND = 1_000_000
 US_PER_MINUTE = 60 * US_PER_SECOND
@@ -45,6 +45,18 @@ def _strings(matrix: npt.NDArray[np.uint8]) -> npt.NDArray[np.object_]:
     out = np.empty(n, dtype=object)
     out[:] = parts
     return out
+
+
+def id_width(count: int, minimum: int) -> int:
+    """Digits for ids 0 .. `count` - 1: `minimum`, or more when the world is that large.
+
+    Fixed widths keep ids sortable and files byte-stable; a bigger world (say over a million
+    terminals) gets wider ids instead of an error.
+
+    >>> id_width(1_000, 6), id_width(1_000_001, 6)
+    (6, 7)
+    """
+    return max(minimum, len(str(max(count - 1, 0))))
 
 
 def format_ids(prefix: str, index: npt.NDArray[np.integer], width: int) -> npt.NDArray[np.object_]:

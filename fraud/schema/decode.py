@@ -14,6 +14,7 @@ Error codes are small integers; `reason` turns one into the message a rejection 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from itertools import repeat
@@ -590,6 +591,8 @@ def show(value: Any) -> str:
         return str(value)
     if isinstance(value, bytes):
         return bytes(value[:200]).decode("utf-8", "backslashreplace")
+    if isinstance(value, dt.date):  # a Parquet timestamp (UTC): as written, not JSON-quoted
+        return value.isoformat()
     try:
         return json.dumps(value, ensure_ascii=False, default=str)[:400]
     except (ValueError, TypeError, RecursionError):

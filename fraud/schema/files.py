@@ -12,8 +12,11 @@ cell empty carry no data and are skipped without a rejection.
 
 Fail-fast errors (`InputError`, exit code 2): a missing, unreadable, empty or unknown file
 type; a required column missing after the ``--columns`` mapping (naming the file, the
-missing columns and the columns found); a canonical column present twice. Everything else
-is a per-row rejection, and the good rows of a file with bad rows are still returned.
+missing columns and the columns found); in a CSV or Parquet file, any other column named in
+``--columns`` that is not there; a canonical column present twice. Everything else is a
+per-row rejection, and the good rows of a file with bad rows are still returned. A row
+larger than ``Limits.max_record_bytes`` is refused as a Kinesis record or a JSON line of
+that size would be (``record: record too large``).
 """
 
 from __future__ import annotations
@@ -101,11 +104,13 @@ class _Chunk:
 
 
 def _check_file(path: Path) -> str:
-    fmt = format_of(path)
+    # Existence first: "no such file" is the useful message for a mistyped path, whatever
+    # its extension.
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if not path.is_file():
         raise InputError(f"{path}: not a regular file")
+    fmt = format_of(path)
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -116,8 +121,14 @@ def _check_file(path: Path) -> str:
 
 
 def _resolve(path: Path, found: Sequence[str], mapping: ColumnMap, fields: Sequence[str],
-             required: Sequence[str]) -> dict[str, str]:
-    """Canonical field -> source column for the fields present; fail on missing required."""
+             required: Sequence[str], *, schema_known: bool = True) -> dict[str, str]:
+    """Canonical field -> source column for the fields present; fail on missing required.
+
+    With `schema_known` (CSV header, Parquet schema) a column named in ``--columns`` must
+    exist too: a typo in an optional mapping (``is_fraud=FRAUD_FLG``) would otherwise lose
+    that field for the whole file without a word. JSON Lines only peeks at its first
+    records, where an optional key may simply not occur yet, so it is let through there.
+    """
     sources = mapping.sources(tuple(fields))
     counts: dict[str, int] = {}
     for name in found:
@@ -135,9 +146,18 @@ def _resolve(path: Path, found: Sequence[str], mapping: ColumnMap, fields: Seque
         # masked: in a file without a header line, the "names" are the first record
         shown = ", ".join(mask_value(name) for name in found[:40]) + (
             ", ..." if len(found) > 40 else "")
+        if not hint and len(found) == 1 and any(sep in found[0] for sep in ";\t|"):
+            hint = "; the file must be comma-separated"
         raise InputError(
             f"{path}: missing required column(s): {wanted}; found: {shown or '(none)'}{hint}"
         )
+    absent = [f for f, _ in mapping if f in sources and sources[f] not in counts]
+    if schema_known and absent:
+        named = ", ".join(f"{f} (as {sources[f]})" for f in absent)
+        shown = ", ".join(mask_value(name) for name in found[:40]) + (
+            ", ..." if len(found) > 40 else "")
+        raise InputError(f"{path}: column(s) named in --columns not found: {named}; "
+                         f"found: {shown}")
     return {f: s for f, s in sources.items() if s in counts}
 
 
@@ -207,19 +227,22 @@ def _csv_chunks(path: Path, fields: Sequence[str], required: Sequence[str],
     # file): line numbers need the newlines inside quoted values of all of them. Columns
     # go by position (our own header parse above), so odd or repeated names cannot clash.
     names = [f"c{i}" for i in range(len(found))]
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(
-            use_threads=False, column_names=names, skip_rows=1,
-            block_size=max(1 << 20, chunk_rows * 128),
-        ),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid,
-                                         ignore_empty_lines=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.binary()),
-            strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=False,
-        ),
-    )
+    try:  # opening reads the first block: a corrupt .gz fails here already
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(
+                use_threads=False, column_names=names, skip_rows=1,
+                block_size=max(1 << 20, chunk_rows * 128),
+            ),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid,
+                                             ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.binary()),
+                strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        raise InputError(f"{path}: unreadable CSV: {mask_value(str(exc), 160)}") from exc
     # pyarrow numbers rows (header = 1, blank lines included); a quoted value with newlines
     # makes a row span several lines, so lines = row number + newlines in earlier rows.
     row, newlines = 2, 0
@@ -231,6 +254,7 @@ def _csv_chunks(path: Path, fields: Sequence[str], required: Sequence[str],
             count = pc.count_substring(arr, "\n")
             if pc.max(count).as_py():  # usually no cell has a newline: skip the copy
                 inner += count.fill_null(0).to_numpy(zero_copy_only=False)
+        too_big = _oversized(batch.columns, len(batch.columns) - 1, limits)
         empty = np.zeros(n, np.bool_)
         if all(arr.null_count for arr in batch.columns):  # else no row can be all empty
             empty = np.ones(n, np.bool_)
@@ -252,7 +276,8 @@ def _csv_chunks(path: Path, fields: Sequence[str], required: Sequence[str],
         raw = {f: _decode_binary(batch.column(index[s])) for f, s in used.items()}
         extra = {name: _csv_extra(batch.column(index[name])) for name in extras}
         inserts = [(int(all_lines[n + k]), b[2], b[3]) for k, b in enumerate(bad)]
-        yield _assemble(raw, extra, all_lines[:n], np.flatnonzero(~empty), inserts, limits)
+        yield _assemble(raw, extra, all_lines[:n], np.flatnonzero(~empty), inserts, limits,
+                        too_big)
     if skipped:
         raw = {f: RawColumn(pa.nulls(0, pa.string())) for f in used}
         extra = {e: np.zeros(0, object) for e in extras}
@@ -272,7 +297,8 @@ def _csv_batches(path: Path, reader: Any, chunk_rows: int) -> Iterator[pa.Record
         except StopIteration:
             return
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
-            raise InputError(f"{path}: unreadable CSV after data row {rows}: {exc}") from exc
+            raise InputError(f"{path}: unreadable CSV after data row {rows}: "
+                             f"{mask_value(str(exc), 160)}") from exc
         for offset in range(0, big.num_rows, chunk_rows):
             piece = big.slice(offset, chunk_rows)
             rows += piece.num_rows
@@ -289,10 +315,34 @@ def _csv_extra(arr: pa.Array) -> ObjArray:
     return np.asarray(text.fill_null("").to_numpy(zero_copy_only=False), dtype=object)
 
 
+def _oversized(columns: Sequence[pa.Array], separators: int,
+               limits: Limits) -> npt.NDArray[np.bool_] | None:
+    """Rows whose text takes more than ``limits.max_record_bytes`` (None: no such row).
+
+    The same limit as a Kinesis record or a JSON Lines line: a file is no back door for a
+    megabyte-sized "transaction". Counted over the variable-width columns read (every cell
+    of a CSV row, as bytes) plus `separators`; fixed-width numbers are small by nature.
+    """
+    sizes: npt.NDArray[np.int64] | None = None
+    for arr in columns:
+        kind = arr.type
+        if not (pa.types.is_string(kind) or pa.types.is_binary(kind)
+                or pa.types.is_large_string(kind) or pa.types.is_large_binary(kind)):
+            continue
+        length = pc.binary_length(arr).fill_null(0).to_numpy(zero_copy_only=False)
+        sizes = length.astype(np.int64) if sizes is None else sizes + length
+    if sizes is None:
+        return None
+    big = sizes + separators > limits.max_record_bytes
+    return big if big.any() else None
+
+
 def _assemble(raw: dict[str, RawColumn], extra: dict[str, npt.NDArray[Any]],
               starts: npt.NDArray[np.int64], keep: npt.NDArray[np.int64],
-              inserts: list[tuple[int, str, str]], limits: Limits) -> _Chunk:
-    """Keep the rows with data and splice refused (unparseable) rows in at their place."""
+              inserts: list[tuple[int, str, str]], limits: Limits,
+              too_big: npt.NDArray[np.bool_] | None = None) -> _Chunk:
+    """Keep the rows with data and splice refused (unparseable) rows in at their place;
+    rows flagged in `too_big` (indexed like `starts`) are refused as too large."""
     lines = starts[keep]
     take = keep
     if inserts:
@@ -310,7 +360,16 @@ def _assemble(raw: dict[str, RawColumn], extra: dict[str, npt.NDArray[Any]],
     refused = np.flatnonzero(take < 0).tolist()
     for i, (_, reason, text) in zip(refused, inserts, strict=True):
         validator.reject_row(i, "record", text, reason)
+    if too_big is not None:
+        _refuse_oversized(validator, np.flatnonzero((take >= 0) & too_big[np.maximum(take, 0)]),
+                          limits)
     return _Chunk(picked, extras, positions, validator)
+
+
+def _refuse_oversized(validator: Validator, rows: npt.NDArray[np.int64], limits: Limits) -> None:
+    for i in rows.tolist():
+        validator.reject_row(i, "record", "", "record too large (more than "
+                             f"{limits.max_record_bytes} bytes)")
 
 
 def _take_array(values: npt.NDArray[Any], take: npt.NDArray[np.int64],
@@ -365,8 +424,11 @@ def _jsonl_chunks(path: Path, fields: Sequence[str], required: Sequence[str],
     if records == 0:
         raise InputError(f"{path}: no records (only blank lines)")
     found = list(keys)
-    used = _resolve(path, found, mapping, fields, required)
+    used = _resolve(path, found, mapping, fields, required, schema_known=False)
     extras = _extra_names(found, used, mapping) if keep_extra else []
+    # Every field is looked up in every record, not only those seen in the first records:
+    # a key that first turns up later (label_time on the rare fraud row) still counts.
+    used = mapping.sources(tuple(fields))
     payloads: list[bytes] = []
     lines: list[int] = []
     number = 0
@@ -459,6 +521,9 @@ def _parquet_chunks(path: Path, fields: Sequence[str], required: Sequence[str],
     found = list(pf.schema_arrow.names)
     used = _resolve(path, found, mapping, fields, required)
     extras = _extra_names(found, used, mapping) if keep_extra else []
+    # Arrow selects columns by name: an extra name that occurs twice cannot be told apart,
+    # so it is not carried (an extra column is never a reason to refuse a file).
+    extras = [name for name in extras if found.count(name) == 1]
     row = 1
     try:
         for batch in pf.iter_batches(batch_size=chunk_rows,
@@ -466,6 +531,7 @@ def _parquet_chunks(path: Path, fields: Sequence[str], required: Sequence[str],
             n = batch.num_rows
             positions = _positions("row", np.arange(row, row + n, dtype=np.int64))
             row += n
+            too_big = _oversized(batch.columns, 0, limits)
             raw = {f: _arrow_raw(batch.column(s)) for f, s in used.items()}
             extra = {}
             for name in extras:
@@ -473,8 +539,11 @@ def _parquet_chunks(path: Path, fields: Sequence[str], required: Sequence[str],
                 if values.dtype == object:
                     values = np.where([v is None for v in values], "", values)
                 extra[name] = values
-            yield _Chunk(raw, extra, positions, Validator(positions, limits))
-            del batch, raw, extra, positions  # not pinned while the next batch is decoded
+            validator = Validator(positions, limits)
+            if too_big is not None:
+                _refuse_oversized(validator, np.flatnonzero(too_big), limits)
+            yield _Chunk(raw, extra, positions, validator)
+            del batch, raw, extra, positions, validator  # not pinned while the next is decoded
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: unreadable Parquet data after row {row - 1}: {exc}") from exc
 

@@ -221,7 +221,7 @@ class Validator:
             if high is not None:
                 codes[(codes == 0) & (out > high)] = OUT_OF_RANGE
         self._reject(name, "number", codes, col)
-        return np.where(codes == 0, out, np.nan)
+        return np.where(codes == 0, out + 0.0, np.nan)  # + 0.0: -0.0 reads as 0.0
 
     def time(self, name: str, col: RawColumn | None, required: bool = False) -> I64:
         n = len(self.ok)

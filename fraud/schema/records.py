@@ -34,25 +34,38 @@ def iter_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            where = f"{path}:{number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{where}: not valid UTF-8 (bad byte at offset {exc.start})"
+                                 ) from None
             if not line.strip():
                 continue
-            where = f"{path}:{number}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{where}: not valid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise InputError(f"{where}: not valid JSON (nested too deeply)") from None
             if not isinstance(row, dict):
                 raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
             yield where, row
 
 
 def _csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    number = 1
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
-        for number, row in enumerate(reader, 2):
-            yield f"{path}:{number}", {k: v for k, v in row.items() if k is not None}
+        try:
+            for number, row in enumerate(reader, 2):
+                yield f"{path}:{number}", {k: v for k, v in row.items() if k is not None}
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not valid UTF-8 after line {number}") from None
+        except csv.Error as exc:
+            raise InputError(f"{path}: unreadable CSV after line {number}: {exc}") from None
 
 
 def _parquet(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fraud.generate.jsonl import write_jsonl_to
-from fraud.generate.textcols import format_ids, iso_utc, parse_date, us_from_date
+from fraud.generate.textcols import format_ids, id_width, iso_utc, parse_date, us_from_date
 
 _LO = us_from_date(dt.datetime(1971, 1, 1, tzinfo=dt.UTC))
 _HI = us_from_date(dt.datetime(9000, 1, 1, tzinfo=dt.UTC))
@@ -80,3 +80,12 @@ def test_jsonl_matches_json_dumps(rows: list[tuple[str, float, int]]) -> None:
 def test_jsonl_refuses_nan() -> None:
     with pytest.raises(ValueError, match="column x"):
         write_jsonl_to(io.StringIO(), {"x": np.array([np.nan])})
+
+
+def test_id_width_grows_with_the_world_instead_of_failing() -> None:
+    # --terminals accepts up to 10,000,000; six digits hold only a million.
+    assert id_width(1_000_000, 6) == 6
+    assert id_width(1_000_001, 6) == 7
+    assert id_width(0, 3) == 3
+    ids = format_ids("T", np.array([0, 1_000_000]), id_width(1_000_001, 6))
+    assert ids.tolist() == ["T0000000", "T1000000"]
