@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from fraud.config import build_settings, settings_options
+from fraud.config import Settings, build_settings, settings_options
 from fraud.errors import ConfigError
 from fraud.logs import configure_logging, get_logger
 
@@ -35,7 +35,9 @@ log = get_logger(__name__)
               help="File for the JVM's own log [default: stderr].")
 @settings_options("stream_name", "application_name", "region", "endpoint_url",
                   "kinesis_endpoint_url", "initial_position", "table_prefix", "payload_columns",
-                  "local_dir", "log_level")
+                  "decisions_stream", "alert_topic", "archive_uri", "model_dir", "rules_path",
+                  "rules_reload_seconds", "label_delay_days", "history_k", "scorer",
+                  "sagemaker_endpoint", "local_dir", "log_level")
 def command(handler: str | None, jar_dir: Path | None, worker_id: str | None,
             kcl_properties: tuple[str, ...], daemon_log: Path | None, **flags: Any) -> None:
     """Consume the stream: the daemon leases shards, our processor decides each record.
@@ -54,6 +56,8 @@ def command(handler: str | None, jar_dir: Path | None, worker_id: str | None,
     overrides = dict(_property(text) for text in kcl_properties)
     spec = handler or os.environ.get(HANDLER_ENV) or DEFAULT_HANDLER
     load_handler_factory(spec)  # fail here, clearly, rather than in every shard's child
+    if spec == DEFAULT_HANDLER:
+        _check_pipeline_inputs(settings)
     if importlib.util.find_spec("amazon_kclpy") is None:
         raise ConfigError(
             "amazon-kclpy is not installed: run `python scripts/fetch_kcl_jars.py "
@@ -67,6 +71,24 @@ def command(handler: str | None, jar_dir: Path | None, worker_id: str | None,
     if code:
         # SystemExit, not click's Exit: `python -m fraud` ignores main()'s return value.
         sys.exit(code)
+
+
+def _check_pipeline_inputs(settings: Settings) -> None:
+    """Refuse a bad model or rules file now, with its own message and exit code 2.
+
+    Otherwise every shard's record processor would fail on start-up, over and over, with
+    the reason buried in the daemon's log. An ``s3://`` rules file is read by the
+    processor itself (its hot reload keeps the last good rules, and there are none yet).
+    """
+    from fraud.model.artifact import ArtifactError, check_compatible, read_manifest
+    from fraud.rules.loader import load_rules
+
+    try:
+        check_compatible(read_manifest(settings.model_dir), Path(settings.model_dir))
+    except ArtifactError as exc:
+        raise ConfigError(f"--model: {exc}") from exc
+    if "://" not in settings.rules_path:
+        load_rules(settings.rules_path)  # RulesFileError lists every problem, exit code 2
 
 
 def _property(text: str) -> tuple[str, str]:

@@ -121,6 +121,11 @@ def test(file: str, fixture_paths: tuple[str, ...], features: tuple[str, ...]) -
                 click.echo(str(problem))
             invalid = True
             continue
+        named = Path(fixtures.rules).resolve() if fixtures.rules else None
+        if named is not None and "://" not in file and named != Path(file).resolve():
+            # Allowed (a candidate rules file against the current fixtures), but said.
+            click.echo(f"note: {path} was written for {fixtures.rules}; running it against "
+                       f"{file}")
         for result in run_fixtures(ruleset, fixtures):
             if result.passed:
                 passed += 1

@@ -192,3 +192,18 @@ def test_check_an_s3_uri(monkeypatch: pytest.MonkeyPatch) -> None:
         code, out = invoke("check", "s3://rules-bucket/missing.yaml")
     assert code == 2
     assert out.startswith("s3://rules-bucket/missing.yaml: no such object")
+
+
+def test_fixtures_written_for_another_rules_file_are_run_with_a_note(tmp_path: Path) -> None:
+    rules = write_rules_with_fixture(tmp_path, "block")
+    fixture = tmp_path / "tests" / "mine.yaml"
+    fixture.write_text(fixture.read_text().replace("rules: [mid]", "rules: [hi, mid]")
+                       .replace("score 0.90", "score 0.95"))
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(rules.read_text())
+    code, out = invoke("test", str(candidate), "--fixtures", str(fixture))
+    assert code == 0, out
+    assert f"note: {fixture} was written for " in out
+    assert f"running it against {candidate}" in out
+    code, out = invoke("test", str(rules), "--fixtures", str(fixture))
+    assert code == 0 and "note:" not in out

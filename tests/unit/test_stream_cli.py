@@ -30,6 +30,30 @@ def test_consume_refuses_a_malformed_property() -> None:
     assert "KEY=VALUE" in proc.stderr
 
 
+def test_consume_refuses_a_missing_model_before_starting_the_daemon(tmp_path: Path) -> None:
+    proc = run("consume", "--model", str(tmp_path / "nomodel"))
+    assert proc.returncode == 2
+    assert "--model:" in proc.stderr and "no manifest" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_consume_lists_every_problem_of_a_bad_rules_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules:\n  - id: a\n    when: scroe > 1\n    action: block\n")
+    proc = run("consume", "--rules", str(bad))
+    assert proc.returncode == 2
+    assert f"{bad}:3:" in proc.stderr  # no description
+    assert f"{bad}:4:" in proc.stderr and "did you mean 'score'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_consume_takes_every_pipeline_setting_as_a_flag() -> None:
+    proc = run("consume", "--help")
+    for flag in ("--model", "--rules", "--rules-reload-seconds", "--scorer",
+                 "--sagemaker-endpoint", "--archive-uri", "--alert-topic", "--history-k"):
+        assert flag in proc.stdout
+
+
 def test_produce_names_a_missing_file(tmp_path: Path) -> None:
     proc = run("produce", "--input", str(tmp_path / "nope.csv"),
                "--kinesis-endpoint-url", "http://127.0.0.1:9")
