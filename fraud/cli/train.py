@@ -2,7 +2,10 @@
 
 Features are computed point in time over the whole file (from its first row, so windows are
 full); rows in ``[--train-start, --train-end)`` train, rows in ``[--test-start, --test-end)``
-evaluate. Training sees a label only if it was known by ``--train-end`` plus the label delay.
+evaluate. Training sees a label only if it was known by ``--train-end`` plus the label delay:
+a label is known at its ``label_time`` or, when the file has none (most exports, e.g. the
+Fraud Detection Handbook's), ``--label-delay-days`` after its transaction, so then every
+training-range label is used and the delay is the gap before the test range.
 Metrics go to stdout and into the artifact's manifest; the report (PNGs + summary.md) goes to
 ``--report`` (default ``OUT/report``).
 """
@@ -131,6 +134,8 @@ def command(input_path: str, train_start: int, train_end: int, test_start: int |
     """Train a model artifact on labelled history and print its held-out metrics.
 
     Dates are half-open ranges in UTC (2024-01-01, 2024-01-01T06:00:00Z or epoch seconds).
+    Training uses the labels known by --train-end plus the label delay; a label without a
+    label_time counts as known --label-delay-days after its transaction.
     """
     from fraud.features import FEATURE_ENGINE_VERSION, FeatureConfig
     from fraud.model.run import TrainSpec, rule_thresholds, run_training
@@ -155,6 +160,10 @@ def command(input_path: str, train_start: int, train_end: int, test_start: int |
                f"{m.counts['train_labelled_rows']} labelled rows, {m.counts['train_frauds']} "
                f"frauds ({m.counts['train_labels_not_yet_known']} labels not yet known, "
                f"{rejected} rows rejected)")
+    assumed = m.counts.get("train_labels_without_label_time", 0)
+    if assumed:
+        click.echo(f"  {assumed} of these labels have no label_time: taken as known "
+                   f"{m.label_delay_days:g} days after their transaction")
     test = m.metrics.get("test")
     if not test:
         click.echo("test: no rows in the test range; no held-out metrics")

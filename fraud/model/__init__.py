@@ -4,12 +4,13 @@ Pure cores (`train`, `metrics`, `reasons`) take NumPy arrays; `artifact` and `ru
 The pipeline needs only `Scorer`, `build_scorer`/`LocalScorer` and `score_or_unavailable`.
 """
 
-from fraud.model.artifact import Artifact, Manifest, load_artifact, read_manifest
+from fraud.model.artifact import Artifact, ArtifactError, Manifest, load_artifact, read_manifest
 from fraud.model.reasons import Reasons, explain
 from fraud.model.scorer import LocalScorer, Scorer, build_scorer, score_or_unavailable
 
 __all__ = [
     "Artifact",
+    "ArtifactError",
     "LocalScorer",
     "Manifest",
     "Reasons",

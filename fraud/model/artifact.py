@@ -37,6 +37,7 @@ __all__ = [
     "MANIFEST_FILE",
     "MODEL_FILE",
     "Artifact",
+    "ArtifactError",
     "Manifest",
     "check_compatible",
     "load_artifact",
@@ -75,6 +76,17 @@ ALLOWED_ESTIMATORS: dict[str, tuple[str, ...]] = {
         "sklearn.linear_model._logistic.LogisticRegression",
     ),
 }
+
+
+class ArtifactError(ModelError):
+    """An artifact that is missing, unreadable or refused by verification.
+
+    The artifact directory is the caller's input (``--model``, ``FRAUD_MODEL_DIR``), so,
+    like `fraud.errors.InputError`, this exits the CLI with code 2; it is still a
+    `ModelError`, so code that catches model errors catches it too.
+    """
+
+    exit_code = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,33 +197,34 @@ def read_manifest(directory: str | Path) -> Manifest:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ModelError(f"{path}: no manifest; is {directory} a model artifact?") from exc
+        raise ArtifactError(f"{path}: no manifest; is {directory} a model artifact?") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: not a readable JSON manifest: {exc}") from exc
+        raise ArtifactError(f"{path}: not a readable JSON manifest: {exc}") from exc
     if not isinstance(raw, dict):
-        raise ModelError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+        raise ArtifactError(f"{path}: expected a JSON object, got {type(raw).__name__}")
     if "format_version" in raw and raw["format_version"] != ARTIFACT_FORMAT_VERSION:
-        raise ModelError(
+        raise ArtifactError(
             f"{path}: artifact format version {raw['format_version']!r} is not supported "
             f"(this code reads version {ARTIFACT_FORMAT_VERSION})"
         )
     for key, kind in _REQUIRED.items():
         if key not in raw:
-            raise ModelError(f"{path}: missing field {key!r}")
+            raise ArtifactError(f"{path}: missing field {key!r}")
         if not isinstance(raw[key], kind) or isinstance(raw[key], bool):
-            raise ModelError(f"{path}: field {key!r} has the wrong type "
+            raise ArtifactError(f"{path}: field {key!r} has the wrong type "
                              f"({type(raw[key]).__name__})")
     names = raw["feature_names"]
     if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
-        raise ModelError(f"{path}: feature_names must be distinct strings")
+        raise ArtifactError(f"{path}: feature_names must be distinct strings")
     reference = raw["reference"]
     if len(reference) != len(names) or not all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in reference
     ):
-        raise ModelError(f"{path}: reference must hold one number per feature")
+        raise ArtifactError(f"{path}: reference must hold one number per feature")
     model_file = raw["model_file"]
     if "/" in model_file or "\\" in model_file or model_file in ("", ".", ".."):
-        raise ModelError(f"{path}: model_file must be a plain file name, got {raw['model_file']!r}")
+        raise ArtifactError(f"{path}: model_file must be a plain file name, "
+                            f"got {raw['model_file']!r}")
     known = {f for f in Manifest.__dataclass_fields__}
     values = {k: v for k, v in raw.items() if k in known}
     values["feature_names"] = tuple(names)
@@ -249,10 +262,11 @@ def _check_types(model_path: Path) -> list[str]:
     try:
         untrusted = sorted(sio.get_untrusted_types(file=model_path))
     except Exception as exc:  # a corrupt zip or schema surfaces as many exception types
-        raise ModelError(f"{model_path}: not a readable skops file: {exc}") from exc
+        raise ArtifactError(f"{model_path}: not a readable skops file: {exc}") from exc
     refused = [t for t in untrusted if t not in ALLOWED_TYPES]
     if refused:
-        raise ModelError(f"{model_path}: refusing to load types outside the allow-list: {refused}")
+        raise ArtifactError(f"{model_path}: refusing to load types outside the allow-list: "
+                            f"{refused}")
     return untrusted
 
 
@@ -268,14 +282,14 @@ def check_compatible(manifest: Manifest, path: Path,
         if expected_engine_version is None:
             expected_engine_version = FEATURE_ENGINE_VERSION
     if manifest.feature_engine_version != expected_engine_version:
-        raise ModelError(
+        raise ArtifactError(
             f"{path}: feature engine version mismatch: artifact was trained on version "
             f"{manifest.feature_engine_version!r}, the feature engine is "
             f"{expected_engine_version!r}"
         )
     problem = _feature_mismatch(manifest.feature_names, expected_features)
     if problem:
-        raise ModelError(f"{path}: feature list mismatch: {problem}")
+        raise ArtifactError(f"{path}: feature list mismatch: {problem}")
 
 
 def load_artifact(
@@ -295,10 +309,10 @@ def load_artifact(
     check_compatible(manifest, path, expected_features, expected_engine_version)
     model_path = path / manifest.model_file
     if not model_path.is_file():
-        raise ModelError(f"{model_path}: model file named by the manifest does not exist")
+        raise ArtifactError(f"{model_path}: model file named by the manifest does not exist")
     actual = sha256_of(model_path)
     if actual != manifest.model_sha256:
-        raise ModelError(
+        raise ArtifactError(
             f"{model_path}: sha256 mismatch: manifest says {manifest.model_sha256}, "
             f"file has {actual}; the model file was changed or replaced"
         )
@@ -306,20 +320,20 @@ def load_artifact(
     try:
         model = sio.load(model_path, trusted=trusted)
     except Exception as exc:  # skops raises many types; all mean "not a model we can use"
-        raise ModelError(f"{model_path}: could not load the model: {exc}") from exc
+        raise ArtifactError(f"{model_path}: could not load the model: {exc}") from exc
     kind = _type_name(model)
     if kind not in ALLOWED_ESTIMATORS:
-        raise ModelError(f"{model_path}: holds a {kind}, not one of {list(ALLOWED_ESTIMATORS)}")
+        raise ArtifactError(f"{model_path}: holds a {kind}, not one of {list(ALLOWED_ESTIMATORS)}")
     steps = tuple(_type_name(step) for _, step in getattr(model, "steps", []))
     if steps != ALLOWED_ESTIMATORS[kind]:
-        raise ModelError(f"{model_path}: pipeline steps {list(steps)} are not "
+        raise ArtifactError(f"{model_path}: pipeline steps {list(steps)} are not "
                          f"{list(ALLOWED_ESTIMATORS[kind])}")
     if not callable(getattr(model, "predict_proba", None)):
-        raise ModelError(f"{model_path}: the model has no predict_proba")
+        raise ArtifactError(f"{model_path}: the model has no predict_proba")
     n_in = getattr(model, "n_features_in_", None)
     if n_in is not None and int(n_in) != len(manifest.feature_names):
-        raise ModelError(f"{model_path}: model expects {n_in} features, manifest lists "
+        raise ArtifactError(f"{model_path}: model expects {n_in} features, manifest lists "
                          f"{len(manifest.feature_names)}")
     if not np.all(np.isfinite(manifest.reference)):
-        raise ModelError(f"{path / MANIFEST_FILE}: reference values must be finite")
+        raise ArtifactError(f"{path / MANIFEST_FILE}: reference values must be finite")
     return Artifact(manifest=manifest, model=model, path=path)

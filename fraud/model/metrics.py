@@ -13,7 +13,7 @@ investigation team actually sees.
 >>> day = 86_400_000_000
 >>> m = card_precision_at_k(np.array([.9, .8, .1]), np.array([1, 0, 1]),
 ...                         np.array([0, 0, day]), np.array(["a", "b", "a"]), k=1)
->>> m.daily.tolist()   # day 2: card a was caught on day 1, so only nothing is left
+>>> m.daily.tolist()   # day 2: card a was caught on day 1, so nothing is left
 [1.0, 0.0]
 """
 
@@ -49,7 +49,8 @@ class CardPrecision:
     k: int
     days: npt.NDArray[np.int64]
     daily: npt.NDArray[np.float64]
-    # The best a perfect ranking could score each day: min(k, fraudulent cards left) / k.
+    # What a perfect ranking scores each day (fraudulent cards first; it leaves out the
+    # cards it caught itself): the same for every model, so models can be compared to it.
     ceiling: npt.NDArray[np.float64]
 
     @property
@@ -61,21 +62,13 @@ class CardPrecision:
         return float(np.mean(self.ceiling)) if self.ceiling.size else math.nan
 
 
-def card_precision_at_k(scores: npt.NDArray[np.float64], labels: npt.NDArray[Any],
-                        timestamp_us: npt.NDArray[np.int64], cards: npt.NDArray[Any],
-                        k: int = 100) -> CardPrecision:
-    """See the module docstring. Rows with label < 0 (unlabelled) should be removed first."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    day = np.floor_divide(np.asarray(timestamp_us, dtype=np.int64), DAY_US)
-    days = np.unique(day)
-    card_codes, card_index = np.unique(np.asarray(cards, dtype=object).astype(str),
-                                       return_inverse=True)
-    caught = np.zeros(len(card_codes), dtype=bool)
+def _daily_card_precision(s: npt.NDArray[np.float64], y: npt.NDArray[np.bool_],
+                          day: npt.NDArray[np.int64], days: npt.NDArray[np.int64],
+                          card_index: npt.NDArray[np.intp], n_cards: int,
+                          k: int) -> npt.NDArray[np.float64]:
+    """Card precision@k of each day in `days` for one ranking `s` (see the module docstring)."""
+    caught = np.zeros(n_cards, dtype=bool)
     daily = np.zeros(len(days))
-    ceiling = np.zeros(len(days))
-    y = np.asarray(labels) > 0
-    s = np.asarray(scores, dtype=np.float64)
     for d_i, d in enumerate(days):
         rows = np.flatnonzero(day == d)
         idx = card_index[rows]
@@ -92,8 +85,32 @@ def card_precision_at_k(scores: npt.NDArray[np.float64], labels: npt.NDArray[Any
         # Ties broken by card id order (np.unique's), so the metric is reproducible.
         top = np.argsort(-best, kind="stable")[:k]
         daily[d_i] = fraud[top].sum() / k
-        ceiling[d_i] = min(k, int(fraud.sum())) / k
         caught[present[top][fraud[top]]] = True
+    return daily
+
+
+def card_precision_at_k(scores: npt.NDArray[np.float64], labels: npt.NDArray[Any],
+                        timestamp_us: npt.NDArray[np.int64], cards: npt.NDArray[Any],
+                        k: int = 100) -> CardPrecision:
+    """See the module docstring. Rows with label < 0 (unlabelled) should be removed first.
+
+    The ceiling is the same metric for a perfect ranking (every fraudulent card above every
+    genuine one), which catches its own cards and so leaves its own set out on later days:
+    it depends on the labels alone, so it is the same for every model on one test range.
+    (A model that misses a card one day and finds it the next can beat the ceiling on that
+    next day, so the ceiling is what a perfect ranking gets, not a strict bound.)
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    day = np.floor_divide(np.asarray(timestamp_us, dtype=np.int64), DAY_US)
+    days = np.unique(day)
+    card_codes, card_index = np.unique(np.asarray(cards, dtype=object).astype(str),
+                                       return_inverse=True)
+    y = np.asarray(labels) > 0
+    s = np.asarray(scores, dtype=np.float64)
+    daily = _daily_card_precision(s, y, day, days, card_index, len(card_codes), k)
+    ceiling = _daily_card_precision(y.astype(np.float64), y, day, days, card_index,
+                                    len(card_codes), k)
     return CardPrecision(k=k, days=days.astype(np.int64), daily=daily, ceiling=ceiling)
 
 

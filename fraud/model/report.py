@@ -22,9 +22,15 @@ F64 = npt.NDArray[np.float64]
 
 
 def _fmt(value: Any) -> str:
+    if value is None:  # NaN metrics are stored as JSON null
+        return "n/a"
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.4f}"
     return str(value)
+
+
+def _pairs(mapping: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in mapping.items()) or "none"
 
 
 def summary_markdown(manifest: Mapping[str, Any], importances: Sequence[tuple[str, float]],
@@ -38,8 +44,8 @@ def summary_markdown(manifest: Mapping[str, Any], importances: Sequence[tuple[st
         f"- Training range: {' to '.join(m.get('train_range', []))} (half-open, UTC)",
         f"- Test range: {' to '.join(m.get('test_range') or ['none'])}",
         f"- Label delay: {m.get('label_delay_days')} days",
-        f"- Rows: {m.get('counts', {})}",
-        f"- Parameters: {m.get('params', {})}",
+        f"- Rows: {_pairs(m.get('counts', {}))}",
+        f"- Parameters: {_pairs(m.get('params', {}))}",
         "",
     ]
     test = metrics.get("test")
@@ -89,7 +95,7 @@ def write_report(directory: str | Path, manifest: Mapping[str, Any],
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    if scores is not None and labels is not None:
+    if scores is not None and labels is not None and len(scores):
         y = np.asarray(labels) > 0
         if 0 < int(y.sum()) < y.size:
             prec, rec, _ = precision_recall_curve(y, scores)

@@ -32,6 +32,7 @@ from fraud.model.train import (
     reference_values,
     training_mask,
 )
+from fraud.schema.batch import MISSING_TIME
 
 __all__ = ["TrainOutcome", "TrainSpec", "iso_us", "library_versions", "rule_thresholds",
            "run_training"]
@@ -141,6 +142,28 @@ def _check_ranges(spec: TrainSpec, rows: LabelledRows) -> tuple[int, int] | None
     return spec.test_start_us, spec.test_end_us
 
 
+def _span(rows: LabelledRows) -> str:
+    ts = rows.timestamp_us
+    return f"{iso_us(int(ts.min()))} .. {iso_us(int(ts.max()))}" if len(rows) else "no rows"
+
+
+def _check_rows_in_ranges(spec: TrainSpec, rows: LabelledRows, in_train: npt.NDArray[np.bool_],
+                          test_range: tuple[int, int] | None) -> None:
+    """A range the caller named that holds no labelled row is a mistake in the dates (or
+    the wrong file): say so before training, with the file's own time span."""
+    labelled = rows.is_fraud >= 0
+    if not (in_train & labelled).any():
+        raise InputError(
+            f"--train-start/--train-end: no labelled transactions in [{iso_us(spec.train_start_us)}"
+            f", {iso_us(spec.train_end_us)}); the file's transactions span {_span(rows)}")
+    if spec.test_start_us is not None and test_range is not None:
+        ts = rows.timestamp_us
+        if not ((ts >= test_range[0]) & (ts < test_range[1]) & labelled).any():
+            raise InputError(
+                f"--test-start/--test-end: no labelled transactions in [{iso_us(test_range[0])}"
+                f", {iso_us(test_range[1])}); the file's transactions span {_span(rows)}")
+
+
 def importances(model: FittedModel, x: F64, reference: Sequence[float], *,
                 names: Sequence[str], seed: int, limit: int = 2000) -> list[tuple[str, float]]:
     """Mean |occlusion contribution| per feature over up to `limit` rows, largest first."""
@@ -164,6 +187,7 @@ def run_training(rows: LabelledRows, spec: TrainSpec, out_dir: str | Path, *,
     ts = rows.timestamp_us
     delay = spec.delay_us
     in_train = (ts >= spec.train_start_us) & (ts < spec.train_end_us)
+    _check_rows_in_ranges(spec, rows, in_train, test_range)
     fit_rows = training_mask(rows, spec.train_start_us, spec.train_end_us, delay)
     params: dict[str, Any] = {**spec.params}
     search_scores: list[dict[str, Any]] | None = None
@@ -187,6 +211,10 @@ def run_training(rows: LabelledRows, spec: TrainSpec, out_dir: str | Path, *,
         "train_frauds": model.fraud_rows,
         "train_labels_not_yet_known": int((in_train & (rows.is_fraud >= 0)).sum()
                                           - fit_rows.sum()),
+        # Labels without a label_time are taken as known `label_delay` after their
+        # transaction (`fraud.model.train.label_known`); say how many rest on that.
+        "train_labels_without_label_time": int((fit_rows & (rows.label_time_us
+                                                            == MISSING_TIME)).sum()),
     }
     if test_range is not None:
         in_test = (ts >= test_range[0]) & (ts < test_range[1]) & (rows.is_fraud >= 0)

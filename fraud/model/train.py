@@ -194,6 +194,10 @@ def fit_model(x: F64, y: npt.NDArray[Any], algorithm: str = "hgb",
         with threadpool_limits(limits=threads, user_api="openmp"):
             estimator.fit(np.ascontiguousarray(x, dtype=np.float64), y, **fit_kw)
     except ValueError as exc:
+        from sklearn.utils._param_validation import InvalidParameterError
+
+        if isinstance(exc, InvalidParameterError):  # a bad --param value: the caller's input
+            raise InputError(f"{algorithm}: bad parameter: {exc}") from exc
         raise ModelError(f"{algorithm}: training failed: {exc}") from exc
     return FittedModel(algorithm, estimator, merged, weight, n_fraud, n_genuine)
 

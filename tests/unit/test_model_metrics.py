@@ -78,3 +78,19 @@ def test_ceiling_is_what_a_perfect_ranking_gets() -> None:
     perfect = card_precision_at_k(labels.astype(float), labels, np.zeros(4, dtype=np.int64),
                                   cards, k=2)
     assert perfect.mean == perfect.mean_ceiling == 1.0
+
+
+def test_ceiling_is_the_perfect_rankings_score_whatever_the_model() -> None:
+    """The ceiling is the metric of a perfect ranking, not "what this model left over": a
+    perfect ranking catches card a on day 0 and so has nothing left to find on day 1."""
+    labels = np.array([1, 0, 1])
+    ts = np.array([0, 5, DAY_US])
+    cards = np.array(["a", "b", "a"], dtype=object)
+    misses = card_precision_at_k(np.array([0.1, 0.9, 0.9]), labels, ts, cards, k=1)
+    finds = card_precision_at_k(np.array([0.9, 0.1, 0.9]), labels, ts, cards, k=1)
+    perfect = card_precision_at_k(labels.astype(float), labels, ts, cards, k=1)
+    assert misses.daily.tolist() == [0.0, 1.0]  # missed on day 0, caught on day 1
+    assert finds.daily.tolist() == [1.0, 0.0]
+    assert perfect.daily.tolist() == [1.0, 0.0]
+    assert misses.ceiling.tolist() == finds.ceiling.tolist() == perfect.daily.tolist()
+    assert misses.mean_ceiling == finds.mean_ceiling == perfect.mean == 0.5

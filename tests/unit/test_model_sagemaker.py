@@ -170,3 +170,26 @@ def test_build_scorer_chooses_by_configuration(client: Any, tmp_path: Path) -> N
         replace(manifest, feature_engine_version="old").to_json())
     with pytest.raises(ModelError, match="feature engine version mismatch"):
         build_scorer(replace(settings, sagemaker_endpoint="ep"), client)
+
+
+def test_silent_endpoint_times_out_into_unavailable(client: Any) -> None:
+    """An endpoint on 127.0.0.1 that accepts the connection but never answers: the client
+    `make_client` builds gives up at its read timeout (botocore's own retries off), the
+    scorer retries its bounded number of times, then reports "score unavailable"."""
+    import socket
+    from types import SimpleNamespace
+
+    from fraud.model.sagemaker import make_client
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshakes; nobody ever replies
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        settings = SimpleNamespace(region="us-east-1", aws_endpoint=lambda service: url)
+        timed = make_client(settings, connect_timeout=0.5, read_timeout=0.3)
+        scorer, sleeps = _scorer(timed, attempts=2)
+        with pytest.raises(ScoreUnavailableError, match=r"failed after 2 attempts.*[Tt]imeout"):
+            scorer.score(np.zeros((3, 2)))
+    assert scorer.calls == 2 and len(sleeps) == 1
+    scores, available = score_or_unavailable(scorer, np.zeros((2, 2)))
+    assert not available and np.isnan(scores).all()

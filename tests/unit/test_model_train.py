@@ -163,3 +163,36 @@ def test_rule_thresholds_from_rules_file(tmp_path: Path) -> None:
     path.write_text("parameters:\n  block_score: 0.95\n  alert_score: 0.8\n  max_amount: 900\n")
     assert rule_thresholds(path) == (0.8, 0.95)
     assert rule_thresholds(tmp_path / "missing.yaml") == (0.5, 0.7, 0.9)
+
+
+def test_labels_without_label_time_are_counted_and_a_nan_metric_reads_n_a(
+        tmp_path: Path) -> None:
+    """A file without label times (most exports): every training-range label is used, as
+    known `delay` after its transaction, and the manifest says how many rest on that. A
+    metric that is undefined (one class in the test range) reads "n/a" in the summary."""
+    rows = synthetic_rows(n=1500, days=30, seed=5)
+    lt = rows.timestamp_us + DAY_US  # labels with a label time...
+    no_time = np.flatnonzero(rows.timestamp_us < T0 + 15 * DAY_US)[::3]  # ...but a third
+    lt[no_time] = MISSING_TIME
+    y = rows.is_fraud.copy()
+    y[rows.timestamp_us >= T0 + 22 * DAY_US] = 0  # the test range holds no fraud
+    rows = replace(rows, label_time_us=lt, is_fraud=y)
+    spec = TrainSpec(T0, T0 + 15 * DAY_US, T0 + 22 * DAY_US, T0 + 30 * DAY_US,
+                     params=FAST, feature_engine_version="t", k=5)
+    out = run_training(rows, spec, tmp_path / "m", now=NOW)
+    fit = training_mask(rows, T0, T0 + 15 * DAY_US, DELAY)
+    assert out.manifest.counts["train_labels_without_label_time"] == int(fit[no_time].sum()) > 0
+    summary = (tmp_path / "m" / "report" / "summary.md").read_text()
+    assert "| AUC ROC | n/a |" in summary and "None" not in summary
+    assert "train_labels_without_label_time" in summary
+
+
+def test_a_range_without_labelled_rows_is_an_input_error(tmp_path: Path) -> None:
+    rows = synthetic_rows(n=500, days=20, seed=6)
+    with pytest.raises(InputError, match=r"no labelled transactions in \[.*the file's "
+                       r"transactions span 2023-11-15"):
+        run_training(rows, TrainSpec(T0 - 40 * DAY_US, T0 - 30 * DAY_US, params=FAST),
+                     tmp_path / "m", now=NOW)
+    with pytest.raises(InputError, match="--test-start/--test-end: no labelled"):
+        run_training(rows, TrainSpec(T0, T0 + 10 * DAY_US, T0 + 100 * DAY_US,
+                                     T0 + 110 * DAY_US, params=FAST), tmp_path / "m", now=NOW)
