@@ -4,9 +4,11 @@ The file (JSONL, CSV or Parquet; ``--columns`` maps foreign names) has ``transac
 ``is_fraud`` and optionally ``label_time``, read by the same reader as training's
 ``--labels``: a refused row (bad value, repeated transaction) is reported on stderr with its
 line and reason, and the good rows are applied. Each label updates the transaction's history
-item and, for fraud, the terminal's fraud set; applying the same feed twice changes nothing
-the second time. Prints a JSON report: labels, rejected, matched, updated, repeated,
-unmatched, DynamoDB requests.
+item and the terminal's fraud set: a fraud label is added once, and taken out again when a
+later label says "not fraud" (or moves its label time); applying the same feed twice changes
+nothing the second time. Prints a JSON report: labels, rejected, matched, updated, repeated
+(already so), fraud_labels_sent, retracted, conflicts (changed by another writer meanwhile:
+run again), unmatched, and the DynamoDB requests sent.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ __all__ = ["command"]
               help="Label file: transaction_id, is_fraud, label_time (JSONL, CSV or Parquet).")
 @click.option("--columns", type=COLUMNS, default=None,
               help="Map canonical fields to the file's columns: is_fraud=CHARGEBACK,...")
-@click.option("--prefix", "table_prefix", default=None,
+@click.option("--prefix", "--table-prefix", "table_prefix", default=None,
               help="Prefix of every table name. [env: FRAUD_TABLE_PREFIX; default: fraud-]")
 @settings_options("region", "endpoint_url", "label_delay_days", "log_level")
 def command(input_path: Path, columns: ColumnMap | None, **flags: Any) -> None:
     """Apply a label feed to the transaction history and terminal fraud counters."""
     from fraud.schema.files import read_labels
     from fraud.store import RequestCounter, connect
+    from fraud.store.clients import explain_endpoint_errors
     from fraud.store.feature_store import DynamoStateStore
     from fraud.store.labels import apply_labels, labels_of
 
@@ -51,8 +54,9 @@ def command(input_path: Path, columns: ColumnMap | None, **flags: Any) -> None:
                          + (f" ({len(feed.rejections)} rows refused)" if feed.rejections else ""))
     counter = RequestCounter()
     dynamo = connect(settings, counter)
-    report = apply_labels(dynamo, DynamoStateStore(dynamo), labels_of(feed),
-                          label_delay_days=settings.label_delay_days)
+    with explain_endpoint_errors(settings):
+        report = apply_labels(dynamo, DynamoStateStore(dynamo), labels_of(feed),
+                              label_delay_days=settings.label_delay_days)
     out = report.as_dict()
     out["rejected"] = len(feed.rejections)
     out["requests"] = counter.total()

@@ -60,12 +60,16 @@ def up(services: tuple[str, ...], provision: bool, shards: int, **flags: Any) ->
                    f"log {service.log}", err=True)
         click.echo(service.export_line)
         endpoints[service.name] = service.endpoint
-    if provision and {"moto", "kinesis"} <= endpoints.keys():
+    if provision and "moto" in endpoints:
         from fraud.local.provision import provision as create_all
 
+        # Only moto's server (--service moto): tables, topic and bucket, but no streams.
+        kinesis = endpoints.get("kinesis")
         done = create_all(replace(settings, endpoint_url=endpoints["moto"],
-                                  kinesis_endpoint_url=endpoints["kinesis"]), shards=shards)
-        click.echo(f"# created {len(done.tables)} tables, streams {', '.join(done.streams)}, "
+                                  kinesis_endpoint_url=kinesis), shards=shards,
+                          streams=kinesis is not None)
+        streams = f"streams {', '.join(done.streams)}" if done.streams else "no streams"
+        click.echo(f"# ready: {len(done.tables)} tables ({settings.table_prefix}*), {streams}, "
                    f"topic {done.topic_arn}" + (f", bucket {done.bucket}" if done.bucket else ""),
                    err=True)
 

@@ -1,7 +1,8 @@
 """``fraud tables create|describe|delete|seed``: the DynamoDB tables of the product.
 
-Every sub-command is idempotent: ``create`` skips existing tables and waits until all are
-ACTIVE (TTL switched on where declared); ``delete`` skips missing ones and waits until they are
+Every sub-command is idempotent: ``create`` skips existing tables (refusing one whose key or
+indexes differ from the declared design) and waits until all are ACTIVE (TTL switched on
+where declared); ``delete`` skips missing ones and waits until they are
 gone; ``seed`` overwrites items with the same content. Table names are ``<prefix><Table>``.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +27,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _aws_options(func: F) -> F:
     func = settings_options("region", "endpoint_url", "log_level")(func)
     return click.option(
-        "--prefix", "table_prefix", default=None,
+        "--prefix", "--table-prefix", "table_prefix", default=None,
         help="Prefix of every table name. [env: FRAUD_TABLE_PREFIX; default: fraud-]",
     )(func)
 
@@ -36,6 +38,13 @@ def _connect(flags: dict[str, Any]) -> tuple[Settings, Any]:
     settings = build_settings(flags)
     configure_logging(settings.log_level)
     return settings, connect(settings)
+
+
+def explain_endpoint_errors(settings: Settings) -> AbstractContextManager[None]:
+    """`fraud.store.clients.explain_endpoint_errors` (imported late: boto3 is slow to load)."""
+    from fraud.store.clients import explain_endpoint_errors as explain
+
+    return explain(settings)
 
 
 @click.group("tables")
@@ -51,8 +60,9 @@ def create(timeout: float, **flags: Any) -> None:
     """Create missing tables and indexes, wait until ACTIVE, enable TTL. Idempotent."""
     from fraud.store.tables import TABLES, create_tables
 
-    _, dynamo = _connect(flags)
-    created = create_tables(dynamo, timeout=timeout)
+    settings, dynamo = _connect(flags)
+    with explain_endpoint_errors(settings):
+        created = create_tables(dynamo, timeout=timeout)
     for spec in TABLES:
         name = dynamo.name(spec.name)
         click.echo(f"{name}: {'created' if name in created else 'exists'}")
@@ -71,7 +81,8 @@ def delete(yes: bool, timeout: float, **flags: Any) -> None:
     if not yes:
         where = settings.endpoint_url or f"AWS {settings.region}"
         click.confirm(f"Delete every {settings.table_prefix}* table at {where}?", abort=True)
-    deleted = delete_tables(dynamo, timeout=timeout)
+    with explain_endpoint_errors(settings):
+        deleted = delete_tables(dynamo, timeout=timeout)
     for spec in TABLES:
         name = dynamo.name(spec.name)
         click.echo(f"{name}: {'deleted' if name in deleted else 'absent'}")
@@ -81,11 +92,15 @@ def delete(yes: bool, timeout: float, **flags: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per table.")
 @_aws_options
 def describe(as_json: bool, **flags: Any) -> None:
-    """Status, item count, key, indexes and TTL of every table (MISSING when absent)."""
+    """Status, item count, billing, key, indexes and TTL of every table (MISSING when absent).
+
+    Items counts are DynamoDB's own estimate (refreshed about every six hours on AWS).
+    """
     from fraud.store.tables import describe_tables
 
-    _, dynamo = _connect(flags)
-    rows = describe_tables(dynamo)
+    settings, dynamo = _connect(flags)
+    with explain_endpoint_errors(settings):
+        rows = describe_tables(dynamo)
     for row in rows:
         if as_json:
             click.echo(json.dumps(row, sort_keys=True))
@@ -93,8 +108,9 @@ def describe(as_json: bool, **flags: Any) -> None:
             items = "-" if row["items"] is None else row["items"]
             extra = f" indexes={row['indexes']}" if row["indexes"] else ""
             ttl = f" ttl={row['ttl']}" if row["ttl"] else ""
-            click.echo(f"{row['table']}: {row['status']} items={items} key={row['key']}"
-                       f"{extra}{ttl}")
+            billing = f" billing={row['billing']}" if row["billing"] else ""
+            click.echo(f"{row['table']}: {row['status']} items={items}{billing} "
+                       f"key={row['key']}{extra}{ttl}")
 
 
 @command.command("seed")
@@ -106,8 +122,9 @@ def seed(input_dir: Path, **flags: Any) -> None:
     """Load the supporting-store data (sessions, devices, carts, social, scores) in batches."""
     from fraud.store.seed import seed_directory
 
-    _, dynamo = _connect(flags)
-    report = seed_directory(dynamo, input_dir)
+    settings, dynamo = _connect(flags)
+    with explain_endpoint_errors(settings):
+        report = seed_directory(dynamo, input_dir)
     for name, count in sorted(report.rows.items()):
         click.echo(f"read {name}.jsonl: {count} rows")
     for table, count in sorted(report.items.items()):

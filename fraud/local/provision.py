@@ -31,18 +31,23 @@ def bucket_of(uri: str) -> str:
     return uri.removeprefix("s3://").split("/", 1)[0]
 
 
-def provision(settings: Settings, *, shards: int = 2) -> Provisioned:
-    """Tables (prefixed), the transactions and decisions streams, the alert topic, the bucket."""
+def provision(settings: Settings, *, shards: int = 2, streams: bool = True) -> Provisioned:
+    """Tables (prefixed), the transactions and decisions streams, the alert topic, the bucket.
+
+    `streams=False` leaves Kinesis alone (e.g. only moto's server was started).
+    """
     from fraud.store.clients import make_client
     from fraud.store.dynamo import Dynamo
     from fraud.store.tables import TABLES, create_tables
-    from fraud.stream.kinesis import ensure_stream, kinesis_client
 
     dynamo = Dynamo(make_client("dynamodb", settings), prefix=settings.table_prefix)
     create_tables(dynamo)
-    kinesis = kinesis_client(settings)
-    ensure_stream(kinesis, settings.stream_name, shards=shards)
-    ensure_stream(kinesis, settings.decisions_stream, shards=1)
+    if streams:
+        from fraud.stream.kinesis import ensure_stream, kinesis_client
+
+        kinesis = kinesis_client(settings)
+        ensure_stream(kinesis, settings.stream_name, shards=shards)
+        ensure_stream(kinesis, settings.decisions_stream, shards=1)
     topic = settings.alert_topic
     if not topic.startswith("arn:"):
         topic = make_client("sns", settings).create_topic(Name=topic)["TopicArn"]
@@ -55,7 +60,8 @@ def provision(settings: Settings, *, shards: int = 2) -> Provisioned:
         except Exception:  # absent (404) or not ours: creating it says which
             s3.create_bucket(Bucket=bucket)
     done = Provisioned(tables=tuple(dynamo.name(t.name) for t in TABLES),
-                       streams=(settings.stream_name, settings.decisions_stream),
+                       streams=(settings.stream_name, settings.decisions_stream) if streams
+                       else (),
                        topic_arn=topic, bucket=bucket)
     log.info("provisioned", tables=len(done.tables), streams=list(done.streams),
              topic=topic, bucket=bucket)

@@ -14,21 +14,31 @@ own retries included), so the count is what DynamoDB actually served and billed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
 
 from fraud.config import Settings
+from fraud.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = ["RequestCounter", "dynamodb_client", "is_local_endpoint", "make_client"]
+__all__ = ["RequestCounter", "dynamodb_client", "explain_endpoint_errors", "is_local_endpoint",
+           "make_client"]
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # Local emulators accept any credentials; these are used only when none are configured, so
@@ -142,3 +152,36 @@ def dynamodb_client(
 
 def _has_explicit_credentials() -> bool:
     return bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))
+
+
+@contextlib.contextmanager
+def explain_endpoint_errors(settings: Settings, service: str = "dynamodb") -> Iterator[None]:
+    """Turn "nothing answers at the local endpoint", "no such table" and "no credentials for
+    AWS" into a `ConfigError` (exit code 2) that says where and what to do, for the commands
+    a user runs by hand. Other store errors pass through unchanged.
+    """
+    try:
+        yield
+    except StoreError as exc:
+        cause = exc.__cause__
+        endpoint = settings.aws_endpoint(service)
+        if isinstance(cause, EndpointConnectionError | ConnectTimeoutError) and \
+                is_local_endpoint(endpoint):
+            raise ConfigError(
+                f"cannot reach {service} at {endpoint} (--endpoint-url / FRAUD_ENDPOINT_URL): "
+                "nothing answers there; start the local endpoints with "
+                "`eval \"$(fraud local up)\"` or fix the URL") from exc
+        if isinstance(cause, ClientError) and \
+                cause.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            if "fraud tables create" in str(exc):  # `Dynamo.call` said what to do
+                raise ConfigError(str(exc)) from exc
+            raise ConfigError(
+                f"{exc}: the {settings.table_prefix}* tables are not all there at "
+                f"{endpoint or 'AWS ' + settings.region}; create them with "
+                f"`fraud tables create --table-prefix {settings.table_prefix}`") from exc
+        if isinstance(cause, NoCredentialsError):
+            raise ConfigError(
+                f"no AWS credentials found for {service} in {settings.region} (no endpoint "
+                "set, so this is real AWS); for the local stack set FRAUD_ENDPOINT_URL "
+                "(`eval \"$(fraud local up)\"`), for AWS configure credentials") from exc
+        raise

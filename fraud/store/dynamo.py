@@ -6,6 +6,10 @@ Every DynamoDB call of the project goes through `Dynamo`, which
 * reads with BatchGetItem in requests of at most 100 keys, several tables per request, and
   retries `UnprocessedKeys` with exponential backoff and full jitter;
 * writes with BatchWriteItem in requests of at most 25 items, retrying `UnprocessedItems`;
+* in both, a request refused whole for throttling (after botocore's own retries) counts as
+  a round with nothing processed; after `Backoff.attempts` retries it gives up with an error
+  naming the tables and how many keys/items were left (only what is left is ever re-sent,
+  so nothing is read or written twice, and nothing is dropped silently);
 * writes "first write wins" items with TransactWriteItems (BatchWriteItem has no conditions),
   up to 100 per request, and reports which ones already existed;
 * wraps every boto3/botocore error in `StoreError` naming the operation and the table.
@@ -16,6 +20,7 @@ Keys and items are plain Python mappings here (see `fraud.store.marshal`).
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,25 +28,43 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from fraud.errors import StoreError
+from fraud.errors import ConfigError, StoreError
 from fraud.logs import get_logger
 from fraud.store.marshal import from_item, to_attr, to_item
 
 __all__ = [
     "BATCH_GET_LIMIT",
     "BATCH_WRITE_LIMIT",
+    "THROTTLE_CODES",
     "TRANSACT_LIMIT",
     "Backoff",
     "ConditionalPut",
     "Dynamo",
+    "check_prefix",
     "error_code",
 ]
 
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
 TRANSACT_LIMIT = 100
+# A whole request refused for load: botocore retried it already (standard mode); the batch
+# loops then treat it as a round in which nothing was processed, with their own backoff.
+THROTTLE_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException",
+                            "RequestLimitExceeded", "InternalServerError"})
 
 _log = get_logger(__name__)
+
+
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_.-]*")
+_LONGEST_TABLE = len("TransactionHistory")
+
+
+def check_prefix(prefix: str) -> None:
+    """Refuse a table prefix DynamoDB would refuse in a table name, before any request."""
+    if not _NAME_CHARS.fullmatch(prefix) or len(prefix) + _LONGEST_TABLE > 255:
+        raise ConfigError(
+            f"table prefix {prefix!r} (--table-prefix / FRAUD_TABLE_PREFIX): DynamoDB table "
+            "names allow only letters, digits, '_', '-' and '.', 255 characters at most")
 
 
 def error_code(exc: BaseException | None) -> str:
@@ -83,6 +106,11 @@ def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield seq[start:start + size]
 
 
+def _count(request: Mapping[str, Any], field: str | None = None) -> int:
+    """Keys (``field="Keys"``) or write requests left in a batch request."""
+    return sum(len(v[field]) if field else len(v) for v in request.values())
+
+
 def _key_id(key: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, repr(v)) for k, v in key.items()))
 
@@ -91,6 +119,7 @@ class Dynamo:
     """A DynamoDB client with the project's batching, retries, naming and error wrapping."""
 
     def __init__(self, client: Any, prefix: str = "fraud-", backoff: Backoff | None = None):
+        check_prefix(prefix)
         self.client = client
         self.prefix = prefix
         self.backoff = backoff or Backoff()
@@ -107,9 +136,13 @@ class Dynamo:
         try:
             result: dict[str, Any] = getattr(self.client, operation)(**kwargs)
         except ClientError as exc:
+            hint = ""
+            if error_code(exc) == "ResourceNotFoundException":
+                hint = (f" (are the {self.prefix}* tables there? create them with "
+                        f"`fraud tables create --table-prefix {self.prefix}`)")
             raise StoreError(
                 f"DynamoDB {operation} on {table}: {error_code(exc)}: "
-                f"{exc.response.get('Error', {}).get('Message', '')}"
+                f"{exc.response.get('Error', {}).get('Message', '')}{hint}"
             ) from exc
         except BotoCoreError as exc:
             raise StoreError(f"DynamoDB {operation} on {table}: {exc}") from exc
@@ -166,18 +199,30 @@ class Dynamo:
         for attempt in range(self.backoff.attempts + 1):
             if attempt:
                 self.backoff.wait(attempt)
-            result = self.call("batch_get_item", tables, RequestItems=request)
+            result = self._batch_call("batch_get_item", tables, request, "UnprocessedKeys")
             for name, items in result.get("Responses", {}).items():
                 out[by_name[name]].extend(items if raw else (from_item(i) for i in items))
             request = result.get("UnprocessedKeys") or {}
             if not request:
                 return
-            left = sum(len(v["Keys"]) for v in request.values())
-            _log.debug("dynamodb.unprocessed_keys", tables=tables, keys=left, attempt=attempt)
+            _log.debug("dynamodb.unprocessed_keys", tables=tables, keys=_count(request, "Keys"),
+                       attempt=attempt)
         raise StoreError(
-            f"DynamoDB batch_get_item on {tables}: keys still unprocessed after "
-            f"{self.backoff.attempts} retries (throttled?)"
+            f"DynamoDB batch_get_item on {tables}: {_count(request, 'Keys')} keys still "
+            f"unprocessed after {self.backoff.attempts} retries (throttled?)"
         )
+
+    def _batch_call(self, operation: str, tables: str, request: dict[str, Any],
+                    unprocessed: str) -> dict[str, Any]:
+        """One batch request; a throttled request comes back as "all of it unprocessed"."""
+        try:
+            return self.call(operation, tables, RequestItems=request)
+        except StoreError as exc:
+            if error_code(exc.__cause__) not in THROTTLE_CODES:
+                raise
+            _log.warning("dynamodb.throttled", operation=operation, tables=tables,
+                       code=error_code(exc.__cause__))
+            return {unprocessed: request}
 
     def query_all(self, table: str, **kwargs: Any) -> list[dict[str, Any]]:
         """Every item a Query returns, following pages (stops at `Limit` if given)."""
@@ -233,14 +278,15 @@ class Dynamo:
         for attempt in range(self.backoff.attempts + 1):
             if attempt:
                 self.backoff.wait(attempt)
-            result = self.call("batch_write_item", tables, RequestItems=request)
+            result = self._batch_call("batch_write_item", tables, request, "UnprocessedItems")
             request = result.get("UnprocessedItems") or {}
             if not request:
                 return attempt + 1
-            _log.debug("dynamodb.unprocessed_items", tables=tables, attempt=attempt)
+            _log.debug("dynamodb.unprocessed_items", tables=tables, items=_count(request),
+                       attempt=attempt)
         raise StoreError(
-            f"DynamoDB batch_write_item on {tables}: items still unprocessed after "
-            f"{self.backoff.attempts} retries (throttled?)"
+            f"DynamoDB batch_write_item on {tables}: {_count(request)} items still "
+            f"unprocessed after {self.backoff.attempts} retries (throttled?)"
         )
 
     def put_once(self, puts: Sequence[ConditionalPut]) -> tuple[list[int], list[int]]:
@@ -266,8 +312,11 @@ class Dynamo:
                 if retry:
                     attempt += 1
                     if attempt > self.backoff.attempts:
-                        raise StoreError("DynamoDB transact_write_items: transaction "
-                                         "conflicts persisted after retries")
+                        tables = ",".join(sorted({puts[i].table for i in keep}))
+                        raise StoreError(
+                            f"DynamoDB transact_write_items on {tables}: {len(keep)} items "
+                            f"still conflicting or throttled after {self.backoff.attempts} "
+                            "retries")
                     self.backoff.wait(attempt)
                 todo = keep
         return sorted(written), sorted(existing)

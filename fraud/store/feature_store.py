@@ -13,8 +13,9 @@ Layout:
   Writes are ``ADD`` (atomic, idempotent set union) from every shard, sent as Update actions
   of TransactWriteItems, 100 (terminal, day) items per request, since BatchWriteItem cannot
   ADD. Each bucket carries ``expires_at`` (TTL) `retention_days` after its day ends.
-  One more item per terminal, bucket `MARK_BUCKET` (-1), counts the labels ever added to
-  each day (attribute ``d<day>``), written after the labels themselves.
+  One more item per terminal, bucket `MARK_BUCKET` (-1), counts the label changes ever made
+  to each day (attribute ``d<day>``: labels added, and labels retracted by
+  `DynamoStateStore.retract_labels`), written after the labels themselves.
 
 Terminal buckets are cached in the worker, and the cache policy is what keeps reads far
 below one per transaction. The store keeps an event-time clock (the latest batch time it has
@@ -38,6 +39,8 @@ On real DynamoDB pass ``consistent_terminal_reads=True`` for the single-worker e
 above (an eventually consistent read may miss a write made a moment earlier).
 
 `drop_cache()` forgets users, buckets and markers; call it when the worker loses a lease.
+Both caches are bounded (`max_cached_users`, `max_cached_buckets`): past the bound a cache
+starts over from the current batch, which costs re-reads, never correctness.
 """
 
 from __future__ import annotations
@@ -132,11 +135,13 @@ class DynamoStateStore:
         consistent_terminal_reads: bool = False,
         max_cached_buckets: int = 2_000_000,
         retention_days: int = 120,
+        max_cached_users: int = 500_000,
     ) -> None:
         self.dynamo = dynamo
         self.refresh_us = refresh_us
         self.consistent_terminal_reads = consistent_terminal_reads
         self.max_cached_buckets = max_cached_buckets
+        self.max_cached_users = max_cached_users
         self.retention_s = retention_days * 86_400  # TTL: buckets expire this long after
         self._users: dict[str, UserState] = {}
         self._buckets: dict[tuple[str, int], _Bucket] = {}
@@ -163,6 +168,11 @@ class DynamoStateStore:
 
     def load_users(self, user_ids: Sequence[str]) -> dict[str, UserState]:
         missing = sorted({u for u in user_ids if u not in self._users})
+        if missing and len(self._users) + len(missing) > self.max_cached_users:
+            # A bound on memory over a long-lived lease (a cached state holds up to
+            # history_k events): start over with this batch's users, read again.
+            self._users.clear()
+            missing = sorted(set(user_ids))
         if missing:
             got = self.dynamo.batch_get(
                 {"UserProfiles": [{"user_id": u} for u in missing]},
@@ -180,9 +190,11 @@ class DynamoStateStore:
         for start in range(0, len(ids), TRANSACT_LIMIT):
             chunk = ids[start:start + TRANSACT_LIMIT]
             self._save_chunk(chunk, states)
-        for user_id in ids:
-            state = states[user_id]
-            self._users[user_id] = _with_version(state, state.version + 1)
+            # Cached per chunk: when a later chunk raises StaleWriteError, the users already
+            # written must be cached at their new version, or their next write looks stale.
+            for user_id in chunk:
+                state = states[user_id]
+                self._users[user_id] = _with_version(state, state.version + 1)
 
     def _save_chunk(self, ids: Sequence[str], states: Mapping[str, UserState]) -> None:
         todo = list(ids)
@@ -370,6 +382,21 @@ class DynamoStateStore:
     def apply_labels(
         self, terminal_ids: ObjArray, ts_us: I64, tx_hash: U64, label_time_us: I64
     ) -> None:
+        self._change_labels(terminal_ids, ts_us, tx_hash, label_time_us, retract=False)
+
+    def retract_labels(
+        self, terminal_ids: ObjArray, ts_us: I64, tx_hash: U64, label_time_us: I64
+    ) -> None:
+        """Take fraud labels out again (``DELETE`` from the set): a label corrected to "not
+        fraud", or one whose label time changed (the label feed then adds the new one).
+
+        The arguments are those the label was applied with; removing a label that is not
+        there changes nothing, so a retried or repeated retraction is harmless.
+        """
+        self._change_labels(terminal_ids, ts_us, tx_hash, label_time_us, retract=True)
+
+    def _change_labels(self, terminal_ids: ObjArray, ts_us: I64, tx_hash: U64,
+                       label_time_us: I64, *, retract: bool) -> None:
         ts = np.asarray(ts_us, dtype=np.int64)
         if not len(ts):
             return
@@ -381,13 +408,13 @@ class DynamoStateStore:
         elements = [((t << 16) + h) * _LABEL_SCALE + d
                     for t, h, d in zip(ts.tolist(), h16.tolist(), delay.tolist(), strict=True)]
         groups = _group(terminal_ids, ts)
-        added = {key: {elements[i] for i in idx} for key, idx in groups.items()}
-        self._transact("frauds", [self._bucket_add("frauds", key, elems)
-                                  for key, elems in added.items()])
-        # Only once the labels are durable, count them on each terminal's marker (readers
-        # re-read a day whose count moved; see the module doc).
+        changed = {key: {elements[i] for i in idx} for key, idx in groups.items()}
+        self._transact("frauds", [self._bucket_add("frauds", key, elems, retract)
+                                  for key, elems in changed.items()])
+        # Only once the change is durable, count it on each terminal's marker (readers
+        # re-read a day whose count moved, whether labels came or went; see the module doc).
         per_terminal: dict[str, dict[int, int]] = {}
-        for (t, b), elems in added.items():
+        for (t, b), elems in changed.items():
             per_terminal.setdefault(t, {})[b] = len(elems)
         self._transact("label marks", [self._mark_add(t, days)
                                        for t, days in per_terminal.items()])
@@ -396,20 +423,21 @@ class DynamoStateStore:
             if marks is None:
                 continue
             old = marks.counts.get(b, 0)
-            marks.counts[b] = old + len(added[(t, b)])
+            marks.counts[b] = old + len(changed[(t, b)])
             bucket = self._buckets.get((t, b))
             if bucket is not None:
-                bucket.labels = _merge(bucket.labels, rows[idx])
+                bucket.labels = (_without(bucket.labels, rows[idx]) if retract
+                                 else _merge(bucket.labels, rows[idx]))
                 if bucket.label_mark == old:
                     bucket.label_mark = marks.counts[b]
 
-    def _bucket_add(self, attribute: str, key: tuple[str, int], elems: set[int]
-                    ) -> dict[str, Any]:
+    def _bucket_add(self, attribute: str, key: tuple[str, int], elems: set[int],
+                    retract: bool = False) -> dict[str, Any]:
         t, b = key
         return {"Update": {
             "TableName": self.dynamo.name("TerminalProfiles"),
             "Key": {"terminal_id": {"S": t}, "bucket": {"N": str(b)}},
-            "UpdateExpression": "ADD #a :e SET expires_at = :x",
+            "UpdateExpression": f"{'DELETE' if retract else 'ADD'} #a :e SET expires_at = :x",
             "ExpressionAttributeNames": {"#a": attribute},
             "ExpressionAttributeValues": {
                 ":e": {"NS": [str(e) for e in elems]},
@@ -475,6 +503,16 @@ def _gather(parts: list[npt.NDArray[np.int64]], owners: list[int], width: int,
     index = np.repeat(np.asarray(owners, dtype=np.int64), [len(p) for p in parts])
     keep = (rows[:, 0] >= since_us) & (rows[:, 0] <= until_us)
     return rows[keep], index[keep]
+
+
+def _without(rows: npt.NDArray[np.int64], gone: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """`rows` less every row of `gone` (both (n, 3) label rows)."""
+    if len(rows) == 0 or len(gone) == 0:
+        return rows
+    drop = {tuple(r) for r in gone.tolist()}
+    keep = np.array([tuple(r) not in drop for r in rows.tolist()], dtype=bool)
+    kept: npt.NDArray[np.int64] = rows[keep]
+    return kept
 
 
 def _with_version(state: UserState, version: int) -> UserState:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fraud.errors import StoreError
+from fraud.errors import ConfigError, StoreError
 from fraud.logs import get_logger
 from fraud.store.dynamo import Dynamo, error_code
 
@@ -170,7 +170,8 @@ def create_tables(dynamo: Dynamo, specs: Sequence[TableSpec] = TABLES,
                   timeout: float = 300.0) -> list[str]:
     """Create missing tables, wait until all are ACTIVE, switch TTL on. Idempotent.
 
-    Returns the names of tables created by this call.
+    A table that exists already must have the declared key and indexes (`ConfigError`
+    otherwise). Returns the names of tables created by this call.
     """
     created: list[str] = []
     for spec in specs:
@@ -187,9 +188,39 @@ def create_tables(dynamo: Dynamo, specs: Sequence[TableSpec] = TABLES,
     _wait(dynamo, [dynamo.name(s.name) for s in specs], lambda s: s == "ACTIVE", timeout,
           "active")
     for spec in specs:
+        name = dynamo.name(spec.name)
+        if name not in created:
+            _check_design(dynamo, spec, name)
+    for spec in specs:
         if spec.ttl_attribute:
             _enable_ttl(dynamo, dynamo.name(spec.name), spec.ttl_attribute)
     return created
+
+
+def _check_design(dynamo: Dynamo, spec: TableSpec, name: str) -> None:
+    """Refuse to call an existing table ready when its key or indexes differ from `spec`
+    (an older design, or someone else's table under this prefix): the code would fail on it
+    later, less clearly."""
+    desc = dynamo.call("describe_table", name, TableName=name)["Table"]
+    types = {a["AttributeName"]: a["AttributeType"] for a in desc.get("AttributeDefinitions", [])}
+    want_types = {a["AttributeName"]: a["AttributeType"] for a in spec.attribute_definitions()}
+    problems: list[str] = []
+    have_key = _typed_keys(desc.get("KeySchema", []), types)
+    want_key = _typed_keys(spec.key_schema(), want_types)
+    if have_key != want_key:
+        problems.append(f"key is {have_key}, expected {want_key}")
+    have = {i["IndexName"]: _typed_keys(i["KeySchema"], types)
+            for i in desc.get("GlobalSecondaryIndexes") or []}
+    for index in spec.indexes:
+        want = _typed_keys(_key_schema(index.hash_key, index.range_key), want_types)
+        if index.name not in have:
+            problems.append(f"index {index.name} is missing")
+        elif have[index.name] != want:
+            problems.append(f"index {index.name} is on {have[index.name]}, expected {want}")
+    if problems:
+        raise ConfigError(
+            f"table {name} exists with another design: {'; '.join(problems)}. Delete it "
+            "(`fraud tables delete`, which deletes its data) or choose another --table-prefix")
 
 
 def _enable_ttl(dynamo: Dynamo, name: str, attribute: str) -> None:
@@ -220,13 +251,19 @@ def delete_tables(dynamo: Dynamo, specs: Sequence[TableSpec] = TABLES,
     return deleted
 
 
+def _typed_keys(schema: Sequence[dict[str, str]], types: dict[str, str]) -> str:
+    """``user_id:S,sk:S`` from a key schema and the attribute types."""
+    return ",".join(f"{k['AttributeName']}:{types.get(k['AttributeName'], '?')}" for k in schema)
+
+
 def describe_tables(dynamo: Dynamo, specs: Sequence[TableSpec] = TABLES) -> list[dict[str, Any]]:
-    """One summary row per table: name, status, item count, key, indexes, TTL."""
+    """One summary row per table: name, status, item count, billing mode, key (name:type),
+    indexes (name(keys)[projection]), TTL attribute."""
     rows: list[dict[str, Any]] = []
     for spec in specs:
         name = dynamo.name(spec.name)
         row: dict[str, Any] = {"table": name, "status": "MISSING", "items": None,
-                               "key": "", "indexes": "", "ttl": ""}
+                               "billing": "", "key": "", "indexes": "", "ttl": ""}
         try:
             desc = dynamo.client.describe_table(TableName=name)["Table"]
         except Exception as exc:
@@ -234,11 +271,17 @@ def describe_tables(dynamo: Dynamo, specs: Sequence[TableSpec] = TABLES) -> list
                 raise StoreError(f"DynamoDB describe_table {name}: {exc}") from exc
             rows.append(row)
             continue
+        types = {a["AttributeName"]: a["AttributeType"]
+                 for a in desc.get("AttributeDefinitions", [])}
+
         row["status"] = desc.get("TableStatus")
         row["items"] = desc.get("ItemCount")
-        row["key"] = ",".join(k["AttributeName"] for k in desc.get("KeySchema", []))
+        # No BillingModeSummary means provisioned capacity (DynamoDB's own default).
+        row["billing"] = desc.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
+        row["key"] = _typed_keys(desc.get("KeySchema", []), types)
         row["indexes"] = ";".join(
-            f"{i['IndexName']}({','.join(k['AttributeName'] for k in i['KeySchema'])})"
+            f"{i['IndexName']}({_typed_keys(i['KeySchema'], types)})"
+            f"[{i.get('Projection', {}).get('ProjectionType', '?')}]"
             for i in desc.get("GlobalSecondaryIndexes") or []
         )
         ttl = dynamo.call("describe_time_to_live", name, TableName=name)

@@ -35,4 +35,5 @@ def test_replay_on_dynamodb_gives_the_in_memory_decisions(
     assert summary.rows_decided > 500
     assert dynamodb.read_bytes() == memory.read_bytes()
     # Batched reads and writes: far fewer DynamoDB requests than transactions.
-    assert counter.per(summary.rows_decided, "dynamodb") < 0.5
+    per_tx = counter.per(summary.rows_decided, "dynamodb")
+    assert per_tx < 0.1, f"{per_tx:.4f} DynamoDB requests per transaction"  # 0.026 measured

@@ -10,10 +10,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from fraud.cli.label import command as label_command
 from fraud.config import Settings
+from fraud.errors import ConfigError
 from fraud.schema.batch import TransactionBatch
 from fraud.store import connect
+from fraud.store.feature_store import DynamoStateStore
 from fraud.store.history import write_history
 
 pytestmark = pytest.mark.integration
@@ -33,6 +37,7 @@ def test_local_up_status_down(tmp_path: Path, aws_env: None) -> None:
     assert "Traceback" not in up.stderr
     export = up.stdout.strip()
     assert export.startswith("export FRAUD_ENDPOINT_URL=http://127.0.0.1:")
+    assert "# ready: 13 tables (" in up.stderr and "no streams" in up.stderr  # not Kinesis
     endpoint = export.split("=", 1)[1]
     state = json.loads((tmp_path / "local" / "local.json").read_text())["services"]["moto"]
     assert state["endpoint"] == endpoint and state["pid"] > 0
@@ -100,3 +105,58 @@ def test_tables_seed_and_label_commands(settings: Settings, tmp_path: Path) -> N
 
     deleted = _fraud("tables", "delete", "--yes", *prefix, env=env)
     assert deleted.returncode == 0 and deleted.stdout.count(": deleted") == 13
+
+
+def test_label_twice_counts_once_and_a_correction_retracts(settings: Settings,
+                                                           tmp_path: Path) -> None:
+    env = {"FRAUD_ENDPOINT_URL": str(settings.endpoint_url)}
+    prefix = ["--table-prefix", settings.table_prefix]  # README's spelling; --prefix too
+    early = tmp_path / "early.csv"
+    early.write_text("transaction_id,is_fraud\nt1,1\n")
+    with pytest.raises(ConfigError, match="create them with `fraud tables create"):
+        CliRunner().invoke(label_command, ["--input", str(early), *prefix], env=env,
+                           catch_exceptions=False)
+    assert _fraud("tables", "create", *prefix, env=env).returncode == 0
+    day = 86_400_000_000
+    t0 = 1_700_000_000_000_000
+    batch = TransactionBatch.from_columns(
+        transaction_id=["t1", "t2", "t3"], timestamp_us=[t0, t0 + 1, t0 + 2],
+        user_id=["u1", "u2", "u1"], terminal_id=["m1", "m1", "m2"], amount=[5.0, 6.0, 7.0])
+    db = connect(settings)
+    write_history(db, batch)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("transaction_id,is_fraud\nt1,1\nt2,1\nt3,0\n")
+
+    def frauds() -> int:
+        snap = DynamoStateStore(db).load_terminals(["m1", "m2"], t0 - day, t0 + day)
+        return len(snap.fraud_ts)
+
+    def label(*args: str) -> dict[str, int]:
+        # In-process (the subprocess path is covered above): the same command, faster.
+        run = CliRunner().invoke(label_command, list(args), env=env, catch_exceptions=False)
+        assert run.exit_code == 0, run.output
+        report: dict[str, int] = json.loads(run.stdout)
+        return report
+
+    reports = [label("--input", str(labels), *prefix) for _ in range(2)]
+    assert [(r["updated"], r["repeated"], r["fraud_labels_sent"]) for r in reports] == [
+        (3, 0, 2), (0, 3, 0)]
+    assert reports[0]["requests"] > 0
+    assert frauds() == 2  # two fraud labels, counted once although applied twice
+    labels.write_text("transaction_id,is_fraud\nt2,0\n")  # a chargeback reversed
+    assert label("--input", str(labels), "--prefix", settings.table_prefix)["retracted"] == 1
+    assert frauds() == 1
+
+
+def test_store_commands_explain_a_dead_endpoint_and_a_bad_prefix(tmp_path: Path,
+                                                                 aws_env: None) -> None:
+    dead = {"FRAUD_ENDPOINT_URL": "http://127.0.0.1:9"}  # the discard port: nothing listens
+    labels = tmp_path / "labels.csv"
+    labels.write_text("transaction_id,is_fraud\nt1,1\n")
+    for args in (["tables", "create", "--timeout", "5"], ["label", "--input", str(labels)]):
+        run = _fraud(*args, env=dead)
+        assert run.returncode == 2, (args, run.stderr)
+        assert "cannot reach dynamodb at http://127.0.0.1:9" in run.stderr
+        assert "Traceback" not in run.stderr
+    bad = _fraud("tables", "create", "--prefix", "no spaces!", env=dead)
+    assert bad.returncode == 2 and "table prefix 'no spaces!'" in bad.stderr

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from fraud.errors import InputError
+from fraud.features.api import FeatureConfig, LabelBatch
+from fraud.features.engine import FeatureEngine
 from fraud.features.store import InMemoryStore
 from fraud.schema.batch import MISSING_TIME, TransactionBatch
 from fraud.schema.files import read_labels
@@ -104,9 +106,12 @@ def test_label_feed_applies_each_label_once(dynamo: Dynamo, tmp_path: Path) -> N
     assert (second.updated, second.repeated) == (0, 2)
     snap = DynamoStateStore(dynamo).load_terminals(["m1", "m2"], T0 - DAY, T0 + 2 * DAY)
     assert snap.fraud_ts.tolist() == [T0]  # counted once despite two applications
-    # The same logical content as the in-memory store gets from the same labels.
+    # The same logical content as the in-memory store gets from the same labels (the
+    # feed now finds them applied, so they go to the engine directly).
     mem = InMemoryStore()
-    apply_labels(dynamo, mem, labels_of(read_labels(feed)))
+    FeatureEngine(FeatureConfig()).apply_labels(LabelBatch.from_columns(
+        ["a", "c"], ["m1", "m1"], [T0, T0 + DAY], [1, 0],
+        [1_700_438_400_000_000, MISSING_TIME]), mem)
     mem_snap = mem.load_terminals(["m1", "m2"], T0 - DAY, T0 + 2 * DAY)
     assert mem_snap.fraud_label_time.tolist() == snap.fraud_label_time.tolist()
     refs = find_transactions(dynamo, ["a", "c"])
@@ -125,3 +130,71 @@ def test_labels_of_keeps_only_accepted_rows_with_their_lines(tmp_path: Path) -> 
     assert [(lab.transaction_id, lab.is_fraud, lab.position) for lab in labels] == [
         ("a", 1, "line 2"), ("c", 0, "line 4")]
     assert all(lab.label_time_us == MISSING_TIME for lab in labels)
+
+
+def _feed(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_relabels_move_the_terminal_fraud_set_without_double_counting(
+    dynamo: Dynamo, tmp_path: Path
+) -> None:
+    _history(dynamo)
+    store = DynamoStateStore(dynamo)
+
+    def frauds(reader: DynamoStateStore) -> list[tuple[int, int]]:
+        snap = reader.load_terminals(["m1", "m2"], T0 - DAY, T0 + 2 * DAY)
+        return sorted(zip(snap.fraud_ts.tolist(), snap.fraud_label_time.tolist(), strict=True))
+
+    def apply(name: str, rows: list[dict[str, object]]) -> dict[str, object]:
+        labels = labels_of(read_labels(_feed(tmp_path / name, rows)))
+        return apply_labels(dynamo, store, labels).as_dict()
+
+    assert frauds(store) == []  # the worker's cache now holds these buckets
+    apply("1.jsonl", [{"transaction_id": "a", "is_fraud": 1,
+                       "label_time": "2023-11-20T00:00:00Z"}])
+    first = 1_700_438_400_000_000
+    assert frauds(store) == [(T0, first)]
+    # The same transaction re-dated: the fraud moves, it is not counted twice.
+    moved = apply("2.jsonl", [{"transaction_id": "a", "is_fraud": 1,
+                               "label_time": "2023-11-25T00:00:00Z"}])
+    assert (moved["updated"], moved["retracted"], moved["repeated"]) == (1, 1, 0)
+    later = 1_700_870_400_000_000
+    assert frauds(store) == [(T0, later)]
+    assert frauds(DynamoStateStore(dynamo)) == [(T0, later)]  # what DynamoDB holds
+    # Corrected to "not fraud" (1 -> 0): the fraud leaves the terminal set, twice or not.
+    for _ in range(2):
+        apply("3.jsonl", [{"transaction_id": "a", "is_fraud": 0}])
+        assert frauds(store) == [] and frauds(DynamoStateStore(dynamo)) == []
+    # And back to fraud (0 -> 1), counted once however often the feed is applied.
+    for _ in range(2):
+        apply("4.jsonl", [{"transaction_id": "a", "is_fraud": 1,
+                           "label_time": "2023-11-20T00:00:00Z"}])
+    assert frauds(DynamoStateStore(dynamo)) == [(T0, first)]
+    ref = find_transactions(dynamo, ["a"])["a"]
+    item = dynamo.get("TransactionHistory", {"user_id": "u1", "sk": ref.sk})
+    assert item is not None and (item["is_fraud"], item["label_time"]) == (1, first)
+    # Two label times before the transaction both mean "known at once" (delay 0): one and
+    # the same set element, which moving between them must not take out.
+    apply("5.jsonl", [{"transaction_id": "a", "is_fraud": 1,
+                       "label_time": "2023-11-01T00:00:00Z"}])
+    apply("6.jsonl", [{"transaction_id": "a", "is_fraud": 1,
+                       "label_time": "2023-10-01T00:00:00Z"}])
+    assert frauds(store) == frauds(DynamoStateStore(dynamo)) == [(T0, T0)]
+
+
+def test_a_retraction_reaches_another_worker_after_its_refresh(
+    dynamo: Dynamo, tmp_path: Path
+) -> None:
+    _history(dynamo)
+    feed = _feed(tmp_path / "f.jsonl", [{"transaction_id": "a", "is_fraud": 1}])
+    apply_labels(dynamo, DynamoStateStore(dynamo), labels_of(read_labels(feed)))
+    other = DynamoStateStore(dynamo, refresh_us=3_600_000_000)
+    assert len(other.load_terminals(["m1"], T0 - DAY, T0 + DAY).fraud_ts) == 1
+    undo = _feed(tmp_path / "u.jsonl", [{"transaction_id": "a", "is_fraud": 0}])
+    report = apply_labels(dynamo, DynamoStateStore(dynamo), labels_of(read_labels(undo)))
+    assert report.retracted == 1
+    # Within its refresh the other worker may still see it; after, the marker moved: re-read.
+    later = other.load_terminals(["m1"], T0 - DAY, T0 + DAY + 3_600_000_000)
+    assert len(later.fraud_ts) == 0

@@ -110,3 +110,32 @@ def test_cache_avoids_rereading_users_until_dropped(dynamo: Dynamo,
     store.drop_cache()
     assert store.load_users(["u9"])["u9"].version == 1
     assert counter.total() == 1
+
+
+def test_users_written_before_a_stale_chunk_stay_writable(dynamo: Dynamo) -> None:
+    store, other = DynamoStateStore(dynamo), DynamoStateStore(dynamo)
+    ids = [f"u{i:03d}" for i in range(150)]  # two transactions of 100 and 50
+    store.save_users({u: UserState() for u in ids})
+    loaded = store.load_users(ids)
+    rival = other.load_users(["u120"])["u120"]
+    other.save_users({"u120": _bump(rival, 7)})  # another writer took u120 (second chunk)
+    with pytest.raises(StaleWriteError, match="'u120'"):
+        store.save_users({u: _bump(loaded[u], 1) for u in ids})
+    # The first chunk landed; this worker must know it, not call its own writes stale.
+    again = store.load_users(ids[:100])
+    assert {s.version for s in again.values()} == {2}
+    store.save_users({u: _bump(again[u], 2) for u in ids[:100]})
+    fresh = DynamoStateStore(dynamo).load_users([*ids[:100], "u120"])
+    assert {fresh[u].count for u in ids[:100]} == {2} and fresh["u120"].count == 7
+
+
+def test_the_user_cache_is_bounded(dynamo: Dynamo, counter: RequestCounter) -> None:
+    store = DynamoStateStore(dynamo, max_cached_users=3)
+    store.save_users({u: UserState() for u in ("a", "b", "c", "d")})
+    store.drop_cache()
+    assert set(store.load_users(["a", "b"])) == {"a", "b"}
+    assert store.cached["users"] == 2
+    assert set(store.load_users(["c", "d"])) == {"c", "d"}  # 4 > 3: start over
+    assert store.cached["users"] == 2
+    counter.reset()
+    assert store.load_users(["c", "d"])["d"].version == 1 and counter.total() == 0

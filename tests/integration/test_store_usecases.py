@@ -60,6 +60,23 @@ def test_leaderboard_top_n_keeps_equal_scores(dynamo: Dynamo) -> None:
     assert len(board.top("g1", 100)) == 5 and board.top("other", 3) == []
 
 
+def test_a_repeated_score_update_keeps_the_jump(dynamo: Dynamo) -> None:
+    board = Leaderboard(dynamo)
+    assert board.update("g2", "p", 10, T0)
+    assert board.update("g2", "p", 900, T0 + 1)
+    assert not board.update("g2", "p", 900, T0 + 1)  # a retry of the same update
+    entry = board.get("g2", "p")
+    assert entry is not None and (entry.score, entry.prev_score) == (900, 10)
+    assert board.update("g2", "p", 950, T0 + 1)  # another score at the same time still wins
+    entry = board.get("g2", "p")
+    assert entry is not None and (entry.score, entry.prev_score) == (950, 900)
+    # Many players on one score: none is lost, and top N is exactly N of them.
+    for i in range(30):
+        board.update("g3", f"p{i:02d}", 7.0, T0)
+    assert len(board.top("g3", 30)) == 30 and len(board.top("g3", 12)) == 12
+    assert {e.player_id for e in board.top("g3", 30)} == {f"p{i:02d}" for i in range(30)}
+
+
 def test_sessions_create_lookup_expire(dynamo: Dynamo) -> None:
     sessions = Sessions(dynamo)
     assert sessions.create("s1", "u1", "d1", "10.0.0.1", T0, ttl_s=3600)

@@ -56,14 +56,20 @@ class Leaderboard:
         return f"Leaderboard({self.dynamo!r})"
 
     def update(self, game_id: str, player_id: str, score: float, ts_us: int) -> bool:
-        """Set a player's score as of `ts_us`; False (no change) if a newer score is stored."""
+        """Set a player's score as of `ts_us`; False (no change) if a newer score is stored.
+
+        A repeat (the same score at the same time, e.g. a retried request whose first try
+        landed) is also a no-op returning False: applied again it would overwrite
+        ``prev_score`` with the score itself and hide the jump the features look for.
+        """
         try:
             self.dynamo.call(
                 "update_item", "Leaderboard", TableName=self.dynamo.name("Leaderboard"),
                 Key={"game_id": {"S": game_id}, "player_id": {"S": player_id}},
                 UpdateExpression=("SET prev_score = if_not_exists(score, :s), score = :s, "
                                   "score_key = :k, ts = :t"),
-                ConditionExpression="attribute_not_exists(ts) OR ts <= :t",
+                ConditionExpression=("attribute_not_exists(ts) OR ts < :t "
+                                     "OR (ts = :t AND score <> :s)"),
                 ExpressionAttributeValues=Dynamo.values(
                     s=float(score), k=score_key(score, player_id), t=int(ts_us)),
             )

@@ -10,7 +10,6 @@ the counters stay exact; the fraud features read the counters with one BatchGetI
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -148,6 +147,7 @@ class Social:
         """
         if limit < 1:
             raise InputError(f"feed: limit must be >= 1, got {limit}")
-        streams = [self.posts_of(u, limit) for u in self.following(user_id)]
-        merged = heapq.merge(*streams, key=lambda p: (-p.ts_us, p.post_id))
-        return [p for _, p in zip(range(limit), merged, strict=False)]
+        candidates = [p for u in self.following(user_id) for p in self.posts_of(u, limit)]
+        # Sorted whole rather than merged: the index orders posts of equal time arbitrarily,
+        # and the feed's order must not depend on that.
+        return sorted(candidates, key=lambda p: (-p.ts_us, p.post_id))[:limit]
