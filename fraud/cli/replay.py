@@ -18,14 +18,15 @@ from fraud.schema.timeparse import TIME
 __all__ = ["command"]
 
 
-def _store(kind: str, settings: Any) -> StateStore | None:
+def _store(kind: str, settings: Any, counter: Any = None) -> StateStore | None:
     if kind == "memory":
         return None
     from fraud.store.clients import dynamodb_client
     from fraud.store.dynamo import Dynamo
     from fraud.store.feature_store import DynamoStateStore
 
-    return DynamoStateStore(Dynamo(dynamodb_client(settings), prefix=settings.table_prefix))
+    return DynamoStateStore(Dynamo(dynamodb_client(settings, counter=counter),
+                                   prefix=settings.table_prefix))
 
 
 @click.command(name="replay")
@@ -92,8 +93,13 @@ def command(input_path: str, output: Path, columns: Any, start: int | None, end:
         if bar is not None:
             bar.update(rows - bar.n)
 
+    counter: Any = None
+    if store == "dynamodb":
+        from fraud.store.clients import RequestCounter
+
+        counter = RequestCounter()
     try:
-        summary = run_replay(config, store=_store(store, settings), progress=progress,
+        summary = run_replay(config, store=_store(store, settings, counter), progress=progress,
                              settings=settings)
     except KeyboardInterrupt:
         click.echo(f"interrupted: {output} is partial (see {output}.summary.json)", err=True)
@@ -108,6 +114,10 @@ def command(input_path: str, output: Path, columns: Any, start: int | None, end:
     if summary.rows_out_of_order:
         click.echo(f"note: {summary.rows_out_of_order} rows arrived out of time order "
                    "(late-event policy applied; see docs/features.md)", err=True)
+    if counter is not None:  # the feature state's DynamoDB traffic, every request counted
+        ops = ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in counter.snapshot().items())
+        click.echo(f"dynamodb: {counter.total()} requests ({ops}), "
+                   f"{counter.per(summary.rows_read):.4f} per transaction")
     click.echo(f"output: {output}")
     if summary.report:
         click.echo(f"report: {report_dir}/summary.md")

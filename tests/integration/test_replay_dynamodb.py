@@ -6,7 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from fraud.cli import cli
+from fraud.config import Settings
 from fraud.generate import GenerateConfig, generate, write_dataset
 from fraud.replay import ReplayConfig, run_replay
 from fraud.store.clients import RequestCounter
@@ -37,3 +40,25 @@ def test_replay_on_dynamodb_gives_the_in_memory_decisions(
     # Batched reads and writes: far fewer DynamoDB requests than transactions.
     per_tx = counter.per(summary.rows_decided, "dynamodb")
     assert per_tx < 0.1, f"{per_tx:.4f} DynamoDB requests per transaction"  # 0.026 measured
+
+
+def test_replay_cli_reports_dynamodb_requests_per_transaction(
+    dynamo: Dynamo, settings: Settings, tmp_path: Path
+) -> None:
+    data = tmp_path / "tx.csv"
+    write_dataset(generate(GenerateConfig(users=40, terminals=10, days=3, seed=5,
+                                          start=datetime(2024, 3, 1, tzinfo=UTC))), data)
+    assert settings.endpoint_url is not None
+    result = CliRunner().invoke(cli, [
+        "replay", "--input", str(data), "--output", str(tmp_path / "out.csv"),
+        "--store", "dynamodb", "--endpoint-url", settings.endpoint_url,
+        "--table-prefix", settings.table_prefix,
+        "--model", str(ROOT / "models" / "default"),
+        "--rules", str(ROOT / "rules" / "default.yaml"),
+    ])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("dynamodb: "))
+    requests = int(line.split()[1])
+    per_tx = float(line.rsplit(",", 1)[1].split()[0])
+    assert requests > 0 and "BatchGetItem=" in line
+    assert 0 < per_tx < 0.5, line
