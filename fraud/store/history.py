@@ -108,22 +108,34 @@ def write_history(
     return dynamo.batch_write(puts={"TransactionHistory": list(items.values())}, typed=True)
 
 
-def find_transactions(dynamo: Dynamo, transaction_ids: Sequence[str]) -> dict[str, HistoryRef]:
+def find_transactions(dynamo: Dynamo, transaction_ids: Sequence[str], *,
+                      workers: int = 8) -> dict[str, HistoryRef]:
     """History references of these transactions (one index query each; absent ids omitted).
 
-    Used by the label feed, whose input has only transaction ids. The index is eventually
-    consistent: a transaction written a moment ago may not be found yet.
+    Used by the label feed, whose input has only transaction ids. A query cannot be batched,
+    so up to `workers` run at once (a boto3 client is safe to share between threads, and its
+    connection pool holds 10). The index is eventually consistent: a transaction written a
+    moment ago may not be found yet.
     """
-    found: dict[str, HistoryRef] = {}
-    for tx in dict.fromkeys(transaction_ids):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def look_up(tx: str) -> HistoryRef | None:
         rows = dynamo.query_all(
             "TransactionHistory", IndexName="by_transaction",
             KeyConditionExpression="transaction_id = :t",
             ExpressionAttributeValues=Dynamo.values(t=tx),
         )
-        if rows:
-            row = rows[0]
-            found[tx] = HistoryRef(tx, str(row["user_id"]), str(row["sk"]),
-                                   str(row["terminal_id"]),
-                                   int(row.get("eff_ts", row["ts"])))
-    return found
+        if not rows:
+            return None
+        row = rows[0]
+        return HistoryRef(tx, str(row["user_id"]), str(row["sk"]), str(row["terminal_id"]),
+                          int(row.get("eff_ts", row["ts"])))
+
+    unique = list(dict.fromkeys(transaction_ids))
+    if len(unique) < 2 or workers < 2:
+        refs = [look_up(tx) for tx in unique]
+    else:
+        with ThreadPoolExecutor(max_workers=min(workers, len(unique)),
+                                thread_name_prefix="label-lookup") as pool:
+            refs = list(pool.map(look_up, unique))
+    return {tx: ref for tx, ref in zip(unique, refs, strict=True) if ref is not None}
