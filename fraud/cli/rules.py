@@ -121,6 +121,10 @@ def test(file: str, fixture_paths: tuple[str, ...], features: tuple[str, ...]) -
                 click.echo(str(problem))
             invalid = True
             continue
+        except InputError as exc:  # a --fixtures path that is not there: listed, the rest run
+            click.echo(str(exc))
+            invalid = True
+            continue
         named = Path(fixtures.rules).resolve() if fixtures.rules else None
         if named is not None and "://" not in file and named != Path(file).resolve():
             # Allowed (a candidate rules file against the current fixtures), but said.

@@ -81,6 +81,11 @@ class Compiled:
         return self.fn is None
 
 
+def _num(value: float) -> str:
+    """A number as a rule author wrote it: `5`, not `5.0`."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def _const(type_: str, value: Value, key: str | None = None) -> Compiled:
     return Compiled(type_, key or repr(value), const=value)
 
@@ -124,6 +129,9 @@ class _Checker:
         if isinstance(value, bool):
             return _const(BOOL, value)
         if isinstance(value, float):
+            if not np.isfinite(value):
+                return self.fail("this number is too large (a rule's numbers must be finite)",
+                                 node)
             return _const(NUMBER, value)
         return _const(STRING, value)
 
@@ -153,6 +161,8 @@ class _Checker:
         close = difflib.get_close_matches(name, self.scope.candidates(), n=1)
         hint = (f" (did you mean {close[0]!r}?)" if close
                 else f" (text must be in quotes: '{name}')")
+        if name.lower() in ex.KEYWORDS:  # TRUE, False, MISSING...
+            hint = f" (keywords are lower case: write '{name.lower()}')"
         return self.fail(
             f"unknown name {name!r}{hint}; expected a transaction field, feature, 'score', "
             "a parameter or a list", node)
@@ -165,7 +175,10 @@ class _Checker:
                 return f"{node.name} (a parameter: {shown!r}, a {value.type})"
             return f"{node.name} (a {value.type})"
         if isinstance(node, ex.Literal):
-            return f"{node.value!r} (a {value.type})"
+            shown = node.value
+            if isinstance(shown, float):
+                return f"{_num(shown)} (a {value.type})"  # `5` as written, not `5.0`
+            return f"{shown!r} (a {value.type})"
         return f"a {value.type}"
 
     def visit_unary(self, node: ex.Unary) -> Compiled:
@@ -254,10 +267,12 @@ class _Checker:
                 ex.Node(node.op_pos, node.op_pos))
         if left.type == BOOL:
             named = next((side.name for side in (node.left, node.right)
-                          if isinstance(side, ex.Name)), "is_night")
+                          if isinstance(side, ex.Name)), None)
+            example = (f"'{named}', 'not {named}'" if named else
+                       "'A' for 'A == true', 'not (A)' for 'A == false'")
             return self.fail(
                 f"true/false values are not compared with '{op}': use the condition itself "
-                f"('{named}', 'not {named}')", ex.Node(node.op_pos, node.op_pos))
+                f"({example})", ex.Node(node.op_pos, node.op_pos))
         for side, value in ((node.left, left), (node.right, right)):
             if value.type == STRING and value.is_const and value.const == "":
                 return self.fail("'' never matches (missing strings are ''): "
@@ -285,6 +300,8 @@ class _Checker:
                 names = sorted(self.scope.lists)
                 close = difflib.get_close_matches(items.name, names, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
+                if items.name in self.scope.parameters:  # 'in' needs a list, not a lookalike
+                    what, hint = "a parameter, not a list", ""
                 return self.fail(f"{items.name!r} is {what}{hint}; lists defined under "
                                  f"'lists:': {', '.join(names) or '(none)'}", items)
             if operand.type != STRING:
@@ -339,6 +356,9 @@ class _Checker:
             v, a, b = x(env), lo(env), hi(env)
             return (v < a) | (v > b) if negated else (v >= a) & (v <= b)
 
+        if lo.is_const and hi.is_const and lo.const > hi.const:
+            return self.fail(f"the range of 'between' is empty ({_num(lo.const)} > "
+                             f"{_num(hi.const)}): put the smaller bound first", node.low)
         if x.is_const and lo.is_const and hi.is_const:
             return _const(BOOL, bool(run(Env({}, 0))))
         word = "not between" if negated else "between"

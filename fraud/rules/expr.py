@@ -223,7 +223,9 @@ class _Parser:
         if not self.at("end"):
             tok = self.tok
             hint = ""
-            if tok.kind in ("name", "num", "str") or tok.text == "(":
+            if tok.kind == "name" and tok.text.lower() in KEYWORDS:
+                hint = f" (keywords are lower case: write '{tok.text.lower()}')"
+            elif tok.kind in ("name", "num", "str") or tok.text == "(":
                 hint = " (missing an operator such as 'and' or '==' before it?)"
             elif tok.text == ")":
                 hint = " (there is no '(' for it to close)"
@@ -383,7 +385,7 @@ def parse(text: str) -> Node:
     deepest = _deepest(tree)
     if deepest is not None:
         raise ExprSyntaxError(f"expression is nested too deeply (more than {MAX_DEPTH} levels of "
-                              "parentheses, 'not' or chained operators): use 'x in [...]' "
+                              "'not', unary '-' or chained operators): use 'x in [...]' "
                               "for long 'or' chains, or split it into several rules", deepest.pos)
     return tree
 

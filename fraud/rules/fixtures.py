@@ -33,7 +33,15 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from fraud.errors import InputError
 from fraud.rules.evaluator import Decisions, derive_column, evaluate
-from fraud.rules.loader import _Doc, _kind, _mapping, _text, _value, _yaml_hint
+from fraud.rules.loader import (
+    _Doc,
+    _kind,
+    _mapping,
+    _reader_problem,
+    _text,
+    _value,
+    _yaml_hint,
+)
 from fraud.rules.problems import Problem, RulesFileError
 from fraud.rules.ruleset import ACTIONS, RuleSet, action_name
 from fraud.rules.vocabulary import DERIVED_SOURCES, Vocabulary
@@ -49,6 +57,9 @@ __all__ = [
 
 _CASE_KEYS = ("name", "transaction", "expect")
 _EXPECT_KEYS = ("action", "rules", "decided_by", "reasons")
+# Values the product never produces (docs/rules.md): a case with them tests nothing real.
+_RANGES = {"score": (0.0, 1.0, "a probability from 0 to 1"),
+           "hour": (0.0, 23.0, "a whole UTC hour from 0 to 23")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +116,11 @@ def _transaction(doc: _Doc, node: Node, vocab: Vocabulary, what: str) -> dict[st
             doc.error(value_node, f"{name!r} is a flag: expected true/false (or 1/0), got "
                       f"{value_node.value!r}")
         elif isinstance(value, int | float) and not isinstance(value, bool):
+            bounds = _RANGES.get(name)
+            if bounds is not None and not (bounds[0] <= value <= bounds[1]
+                                           and (name != "hour" or float(value).is_integer())):
+                doc.error(value_node, f"{name!r} must be {bounds[2]}, got {value_node.value!r}")
+                continue
             out[name] = float(value)
         else:
             want = "true/false (or 1/0)" if kind == "flag" else "a number"
@@ -161,11 +177,23 @@ def load_fixtures(path: str | Path, vocabulary: Vocabulary) -> FixtureFile:
     location = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{location}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{location}: is a directory, expected a fixture file") from None
     except OSError as exc:
         raise InputError(f"{location}: cannot read fixture file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise RulesFileError([Problem(location, 1, 1, f"not UTF-8 text: {exc.reason} at byte "
+                                      f"{exc.start}")]) from None
     doc = _Doc(text, location)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.reader.ReaderError as exc:
+        raise RulesFileError([_reader_problem(doc, exc)]) from None
+    except RecursionError:
+        raise RulesFileError([Problem(doc.filename, 1, 1, "malformed YAML: lists or mappings "
+                                      "nested too deeply")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line, col = ((mark.line + 1), (mark.column + 1)) if mark else (1, 1)
@@ -204,11 +232,17 @@ def discover_fixtures(rules_path: str | Path) -> list[Path]:
     test_dir = Path(rules_path).parent / "tests"
     for candidate in sorted(test_dir.rglob("*.y*ml")) if test_dir.is_dir() else []:
         try:
-            head = yaml.safe_load(candidate.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
+            # Composed, not constructed: a fixture file for another rules file with a problem
+            # in its values (an unquoted '!', a tag) is not this file's business.
+            head = yaml.compose(candidate.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError):
             found.append(candidate)  # let load_fixtures report it precisely
             continue
-        target = head.get("rules") if isinstance(head, dict) else None
+        target = None
+        if isinstance(head, MappingNode):
+            target = next((v.value for k, v in head.value
+                           if isinstance(k, ScalarNode) and k.value == "rules"
+                           and isinstance(v, ScalarNode)), None)
         if isinstance(target, str) and (candidate.parent / target).resolve() == rules_file:
             found.append(candidate)
     return found

@@ -76,6 +76,10 @@ class GuardrailState:
                 win = _Window(rule.fingerprint, config.window, np.zeros(0, dtype=bool))
                 self.windows[rule.id] = win
             over = self._advance(win, matches[r], rule.max_rate, config.min_transactions)
+            if not rule.active or rule.code <= 1:
+                # A flag or shadow rule has nothing milder to become: its rate is tracked
+                # (and reported), but it is never demoted nor logged as such.
+                over = np.zeros_like(over)
             demoted[r] = over & matches[r]
             steps = np.diff(np.concatenate([[win.demoted], over]).astype(np.int8))
             changes = tuple("demoted" if step > 0 else "restored" for step in steps[steps != 0])

@@ -16,6 +16,7 @@ mapped back to the file, including for quoted and block (``|``/``>``) scalars.
 from __future__ import annotations
 
 import bisect
+import datetime
 import difflib
 import hashlib
 import math
@@ -97,7 +98,11 @@ def _mapping(doc: _Doc, node: Node, what: str, keys: tuple[str, ...] | None,
         doc.error(node, f"{what} must be a mapping of 'key: value', got {_kind(node)}", rule_id)
         return {}
     out: dict[str, tuple[ScalarNode, Node]] = {}
+    merged: list[tuple[Node, Node]] = []
     for key_node, value_node in node.value:
+        if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE:
+            merged.extend(_merge_sources(doc, value_node, what, rule_id))
+            continue
         if not isinstance(key_node, ScalarNode):
             doc.error(key_node, f"keys of {what} must be plain names", rule_id)
             continue
@@ -114,7 +119,38 @@ def _mapping(doc: _Doc, node: Node, what: str, keys: tuple[str, ...] | None,
                       f"{', '.join(keys)}", rule_id)
             continue
         out[key] = (key_node, value_node)
+    # `<<: *base`: the anchored mapping's keys, where this mapping does not set them itself
+    # (the first source wins among several, as in YAML).
+    for key_node, value_node in merged:
+        key = key_node.value
+        if isinstance(key_node, ScalarNode) and key not in out and (keys is None or key in keys):
+            out[key] = (key_node, value_node)
     return out
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _merge_sources(doc: _Doc, node: Node, what: str, rule_id: str,
+                   seen: frozenset[int] = frozenset()) -> list[tuple[Node, Node]]:
+    """The (key, value) pairs a YAML merge key ``<<: *base`` (or ``<<: [*a, *b]``) brings in."""
+    sources = node.value if isinstance(node, SequenceNode) else [node]
+    pairs: list[tuple[Node, Node]] = []
+    for source in sources:
+        if id(source) in seen:
+            doc.error(source, f"'<<' in {what} refers to itself", rule_id)
+            continue
+        if not isinstance(source, MappingNode):
+            doc.error(source, f"'<<' in {what} must refer to a mapping ('<<: *name'), got "
+                      f"{_kind(source)}", rule_id)
+            continue
+        for key_node, value_node in source.value:
+            if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE:
+                pairs.extend(_merge_sources(doc, value_node, what, rule_id,
+                                            seen | {id(source)}))
+            else:
+                pairs.append((key_node, value_node))
+    return pairs
 
 
 def _kind(node: Node) -> str:
@@ -157,11 +193,19 @@ def _value(doc: _Doc, node: Node, what: str) -> Any:
     return value
 
 
+_TAG_NAME = re.compile(r"^(?:!!?[A-Za-z][\w./:-]*|tag:.*)$")
+
+
 def _odd_tag(doc: _Doc, node: Node, what: str, rule_id: str = "") -> bool:
     """True (reported) for an explicit tag such as ``!!python/object`` or ``!custom``."""
     tag = node.tag or ""
     if tag.startswith("tag:yaml.org,2002:") and "python/" not in tag:
         return False
+    if not _TAG_NAME.match(tag):
+        # `description: != is false` or `when: !is_night`: not a tag anyone meant to write.
+        doc.error(node, f"{what}: a value starting with '!' is read as a YAML tag ({tag!r}): "
+                  "put the whole value in quotes", rule_id)
+        return True
     doc.error(node, f"{what}: unsupported YAML tag {tag!r}; remove it", rule_id)
     return True
 
@@ -239,6 +283,9 @@ def _parameters(doc: _Doc, node: Node, vocabulary: Vocabulary,
         elif isinstance(value, int | float):
             doc.error(value_node, f"parameter {name!r} must be a finite number, got "
                       f"{value_node.value!r}")
+        elif isinstance(value, datetime.date):
+            doc.error(value_node, f"parameter {name!r} must be a number, text or true/false, "
+                      f"got {value_node.value!r} (YAML reads it as a date: put it in quotes)")
         else:
             doc.error(value_node, f"parameter {name!r} must be a number, text or true/false")
     return out
@@ -271,12 +318,14 @@ def _lists(doc: _Doc, node: Node, vocabulary: Vocabulary, taken: dict[str, str],
         path_node = spec["file"][1]
         relative = _text(doc, path_node, f"'file' of list {name!r}")
         if relative is None:
+            out[name] = frozenset()
             continue
         target = join_location(location, relative)
         try:
             data = read(target)
         except FraudError as exc:
             doc.error(path_node, f"list {name!r}: {exc}")
+            out[name] = frozenset()  # still a list: its uses are not reported again
             continue
         files.append((target, data))
         try:
@@ -284,6 +333,7 @@ def _lists(doc: _Doc, node: Node, vocabulary: Vocabulary, taken: dict[str, str],
         except UnicodeDecodeError as exc:
             doc.error(path_node, f"list {name!r}: {target} is not UTF-8 text ({exc.reason} at "
                       f"byte {exc.start}); expected one id per line")
+            out[name] = frozenset()
             continue
         out[name] = frozenset(
             s for s in (ln.split("#", 1)[0].strip() for ln in lines) if s)
@@ -425,10 +475,26 @@ def _yaml_hint(text: str, line: int, col: int, problem: str) -> str:
                 f"inside it")
     if re.search(r":\s+[^'\"].*:\s", source):
         return "; a value containing ': ' must be put in quotes"
+    previous = next((ln for ln in reversed(lines[:max(line - 1, 0)]) if ln.strip()), "")
+    if ("mapping values are not allowed" in problem and previous
+            and indent > len(previous) - len(previous.lstrip())
+            and not previous.rstrip().endswith((":", "|", ">", "-"))):
+        return ("; check the indentation: this line starts further right than the key above "
+                "it, so YAML reads it as part of that key's value")
     if "expected <block end>" in problem and col - 1 <= indent:
         return ("; check the indentation: the keys of one rule (or one mapping) must start in "
                 "the same column")
     return ""
+
+
+def _reader_problem(doc: _Doc, exc: yaml.reader.ReaderError) -> Problem:
+    """A control character (NUL, BEL, ...) that YAML refuses, at its line and column."""
+    position = min(max(exc.position, 0), len(doc.text))
+    line = bisect.bisect_right(doc.line_starts, position) - 1
+    char = exc.character if isinstance(exc.character, int) else 0
+    return Problem(doc.filename, line + 1, position - doc.line_starts[line] + 1,
+                   f"malformed YAML: character U+{char:04X} is not allowed in a YAML file "
+                   "(a control character: remove it)")
 
 
 def parse_rules(
@@ -458,6 +524,11 @@ def parse_rules(
     doc = _Doc(source_text, filename)
     try:
         root = yaml.compose(source_text, Loader=yaml.SafeLoader)
+    except yaml.reader.ReaderError as exc:
+        raise RulesFileError([_reader_problem(doc, exc)]) from None
+    except RecursionError:
+        raise RulesFileError([Problem(doc.filename, 1, 1, "malformed YAML: lists or mappings "
+                                      "nested too deeply")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

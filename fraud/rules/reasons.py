@@ -156,6 +156,9 @@ def _resolve(name: str, spec: str, conversion: str | None, scope: Scope, *, wher
     except (ValueError, TypeError) as exc:
         hint = (" (numbers are decimals: '.0f' prints a whole number)"
                 if spec.endswith(("d", "n")) and isinstance(sample, float) else "")
+        if kind == "flag" or isinstance(sample, bool):
+            hint = " (true/false values print as the text 'true'/'false': use a text format " \
+                   "such as '>5')"
         errors.append(CompileError(f"bad format {{{name}:{spec}}} for a {kind or 'parameter'}: "
                                    f"{exc}{hint}", where))
         return None
