@@ -119,6 +119,11 @@ class RulesWatcher:
                           location=self.location, rules_version=current.version,
                           error=str(exc))
                 return ReloadResult("rejected", current.version, error=str(exc))
+            except Exception as exc:  # a loader bug must not stop the consumer
+                error = f"unexpected {type(exc).__name__} while loading: {exc}"
+                log.error("new rules refused (loader failure); keeping the rules in force",
+                          location=self.location, rules_version=current.version, error=error)
+                return ReloadResult("rejected", current.version, error=error)
             if loaded.version == current.version:
                 return ReloadResult("unchanged", current.version)
             self._current = loaded  # the swap: one reference assignment

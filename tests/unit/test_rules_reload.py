@@ -72,6 +72,24 @@ def test_invalid_file_is_refused_and_last_good_kept(tmp_path: Path) -> None:
     assert watcher.check().outcome == "reloaded"
 
 
+def test_a_loader_failure_keeps_the_last_good_rules(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "r.yaml"
+    write(path, rules(0.9), 1)
+    watcher = RulesWatcher(str(path), vocabulary=VOCAB, interval=0)
+    good = watcher.current
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr("fraud.rules.reload.load_rules", broken)
+    write(path, rules(0.8), 2)
+    result = watcher.check()
+    assert result.outcome == "rejected" and result.version == good.version
+    assert "RecursionError" in (result.error or "")
+    assert watcher.current is good
+
+
 def test_list_file_change_triggers_reload(tmp_path: Path) -> None:
     path, listing = tmp_path / "r.yaml", tmp_path / "deny.txt"
     write(listing, "u1\n", 1)
