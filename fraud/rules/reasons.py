@@ -68,8 +68,14 @@ class ReasonTemplate:
 
 def _plain_number(value: float) -> str:
     # Whole numbers up to 2**53 (every float64 integer is exact there, timestamps in
-    # microseconds included) print in full; others with 6 significant digits.
-    return str(int(value)) if value.is_integer() and abs(value) <= 2**53 else f"{value:.6g}"
+    # microseconds included) print in full; others in plain decimals with at most 6 places
+    # (an amount of 1234567.89 stays that, not 1.23457e+06); only the very small or very
+    # large fall back to 6 significant digits with an exponent.
+    if value.is_integer() and abs(value) <= 2**53:
+        return str(int(value))
+    if 1e-4 <= abs(value) < 1e15:
+        return f"{value:.6f}".rstrip("0").rstrip(".")
+    return f"{value:.6g}"
 
 
 def _format_many(field: _Field, values: list[Any]) -> list[str]:

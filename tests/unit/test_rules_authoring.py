@@ -48,6 +48,14 @@ def test_whole_numbers_print_in_full_timestamps_included() -> None:
     assert d.hits(0)[0].reason == "at 1700000000123456 for 2.5"
 
 
+def test_other_numbers_print_as_plain_decimals() -> None:
+    rs = parse_rules(one_rule("amount > 0", reason="{amount} {score}"), vocabulary=VOCAB)
+    d = evaluate(rs, {"amount": np.array([1234567.89, 0.5, 7.25]),
+                      "score": np.array([0.123456789, 1.5e-05, 1.0])})
+    assert [d.hits(i)[0].reason for i in range(3)] == [
+        "1234567.89 0.123457", "0.5 1.5e-05", "7.25 1"]
+
+
 def test_fixture_giving_hour_in_one_case_leaves_the_others_derived(tmp_path: Path) -> None:
     rs = parse_rules(one_rule("hour == 3 or not score_available", reason="h{hour}"),
                      vocabulary=VOCAB)
