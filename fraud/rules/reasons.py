@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from fraud.rules.compiler import CompileError, Scope
 __all__ = ["ReasonTemplate", "compile_reason"]
 
 MISSING_TEXT = "missing"
+MAX_FORMAT_WIDTH = 200  # a reason is a line in a case file, not a layout engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,12 @@ def _resolve(name: str, spec: str, conversion: str | None, scope: Scope, *, wher
         errors.append(CompileError(
             f"unknown placeholder {{{name}}}{hint}; expected a transaction field, feature, "
             "'score' or a parameter", where))
+        return None
+    widest = max((int(n) for n in re.findall(r"\d+", spec)), default=0)
+    if widest > MAX_FORMAT_WIDTH:
+        # Checked before the trial format below: {amount:>999999999} would build a gigabyte.
+        errors.append(CompileError(f"bad format {{{name}:{spec}}}: widths and precisions of "
+                                   f"at most {MAX_FORMAT_WIDTH}, got {widest}", where))
         return None
     try:
         _format(field, sample)

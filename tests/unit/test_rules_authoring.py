@@ -268,3 +268,10 @@ def test_non_finite_parameters_are_refused() -> None:
         "r.yaml:2:17: parameter 'a' must be a finite number, got '.nan'",
         "r.yaml:2:26: parameter 'b' must be a finite number, got '-.inf'",
     ]
+
+
+def test_a_huge_format_width_is_refused_without_building_it() -> None:
+    with pytest.raises(RulesFileError) as err:
+        parse_rules(one_rule("amount > 0", reason="{amount:>999999999}"), vocabulary=VOCAB)
+    assert "widths and precisions of at most 200, got 999999999" in str(err.value)
+    parse_rules(one_rule("amount > 0", reason="{amount:>12,.2f}"), vocabulary=VOCAB)
