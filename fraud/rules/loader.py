@@ -236,9 +236,14 @@ def _number(doc: _Doc, node: Node, what: str, low: float, high: float, *, rule_i
         if low <= number <= high:
             return number
     kind = "an integer" if integer else "a number"
-    doc.error(node, f"{what} must be {kind} from {low:g} to {high:g}, got {node.value!r}",
-              rule_id)
+    doc.error(node, f"{what} must be {kind} from {_bound(low)} to {_bound(high)}, got "
+              f"{node.value!r}", rule_id)
     return None
+
+
+def _bound(value: float) -> str:
+    """A range end as written in a rules file: 1000000, not 1e+06."""
+    return str(int(value)) if float(value).is_integer() else repr(value)
 
 
 def _choice(doc: _Doc, node: Node, what: str, choices: tuple[str, ...],
