@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DUMMY_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -24,6 +31,26 @@ def dummy_aws_env() -> Iterator[None]:
             patch.setenv(key, value)
         patch.delenv("AWS_PROFILE", raising=False)
         yield
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/NAME`` imported as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(Path(name).stem, ROOT / "scripts" / name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def moto_s3() -> Iterator[Any]:
+    """An S3 client on moto's in-process mock (no network), with dummy credentials."""
+    import boto3
+    from moto import mock_aws
+
+    with dummy_aws_env(), mock_aws():
+        yield boto3.client("s3", region_name="us-east-1")
 
 
 @pytest.fixture(autouse=True)

@@ -21,12 +21,16 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _world(path: Path, users: int, terminals: int, days: int, seed: int) -> Path:
+    write_dataset(generate(GenerateConfig(users=users, terminals=terminals, days=days, seed=seed,
+                                          start=datetime(2024, 3, 1, tzinfo=UTC))), path)
+    return path
+
+
 def test_replay_on_dynamodb_gives_the_in_memory_decisions(
     dynamo: Dynamo, counter: RequestCounter, tmp_path: Path
 ) -> None:
-    data = tmp_path / "tx.csv"
-    write_dataset(generate(GenerateConfig(users=120, terminals=25, days=5, seed=11,
-                                          start=datetime(2024, 3, 1, tzinfo=UTC))), data)
+    data = _world(tmp_path / "tx.csv", users=120, terminals=25, days=5, seed=11)
 
     def config(out: Path) -> ReplayConfig:
         return ReplayConfig(input=str(data), output=out, model_dir=ROOT / "models" / "default",
@@ -45,9 +49,7 @@ def test_replay_on_dynamodb_gives_the_in_memory_decisions(
 def test_replay_cli_reports_dynamodb_requests_per_transaction(
     dynamo: Dynamo, settings: Settings, tmp_path: Path
 ) -> None:
-    data = tmp_path / "tx.csv"
-    write_dataset(generate(GenerateConfig(users=40, terminals=10, days=3, seed=5,
-                                          start=datetime(2024, 3, 1, tzinfo=UTC))), data)
+    data = _world(tmp_path / "tx.csv", users=40, terminals=10, days=3, seed=5)
     assert settings.endpoint_url is not None
     result = CliRunner().invoke(cli, [
         "replay", "--input", str(data), "--output", str(tmp_path / "out.csv"),

@@ -3,7 +3,6 @@ must hold, and the precise messages for the mistakes people make."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,21 +141,11 @@ def test_comparing_a_true_false_parameter_names_it() -> None:
                    "'==': use the condition itself ('strict', 'not strict')"]
 
 
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_EC2_METADATA_DISABLED": "true"}.items():
-        monkeypatch.setenv(key, value)
-    import boto3
-    from moto import mock_aws
-
-    with mock_aws():
-        yield boto3.client("s3", region_name="us-east-1")
 
 
-def test_missing_s3_bucket_is_an_input_error(s3: Any) -> None:
+def test_missing_s3_bucket_is_an_input_error(moto_s3: Any) -> None:
     with pytest.raises(InputError, match="no such bucket 'nobucket'"):
-        load_rules("s3://nobucket/r.yaml", VOCAB, s3_client=s3)
+        load_rules("s3://nobucket/r.yaml", VOCAB, s3_client=moto_s3)
 
 
 def _default_rules_over(**columns: Any) -> Any:

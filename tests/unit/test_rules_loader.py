@@ -181,7 +181,8 @@ def test_bad_enumerations_and_ranges() -> None:
     found = problems(text)
     assert found == [
         "r.yaml:16:13: rule 'high': 'action' must be one of flag, alert, block; got 'deny'",
-        "r.yaml:17:15: rule 'high': 'priority' must be an integer from -1000000 to 1000000, got 'x'",
+        "r.yaml:17:15: rule 'high': 'priority' must be an integer from -1000000 to 1000000, "
+        "got 'x'",
         "r.yaml:18:11: rule 'high': 'mode' must be one of active, shadow; got 'off'",
         "r.yaml:19:15: rule 'high': 'max_rate' (share of transactions) must be a number from "
         "0 to 1, got '5'",

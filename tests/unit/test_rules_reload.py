@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,18 +109,9 @@ def test_invalid_file_at_start_up_raises(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_EC2_METADATA_DISABLED", "true"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):
-        monkeypatch.setenv(name, value)
-    import boto3
-    from moto import mock_aws
-
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="rules")
-        yield client
+def s3(moto_s3: Any) -> Any:
+    moto_s3.create_bucket(Bucket="rules")
+    return moto_s3
 
 
 def test_s3_reload_by_etag(s3: Any) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,6 +10,7 @@ import pandas as pd
 
 from fraud.schema.columns import ColumnMap
 from fraud.schema.files import read_transactions
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 HB = ("transaction_id=TRANSACTION_ID,timestamp=TX_DATETIME,user_id=CUSTOMER_ID,"
@@ -19,13 +18,7 @@ HB = ("transaction_id=TRANSACTION_ID,timestamp=TX_DATETIME,user_id=CUSTOMER_ID,"
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("simulate_handbook",
-                                                  ROOT / "scripts" / "simulate_handbook.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("simulate_handbook.py")
 
 
 def test_the_three_fraud_kinds_follow_the_recipe() -> None:
