@@ -57,6 +57,7 @@ __all__ = ["ReplayConfig", "ReplaySummary", "rejects_path", "run_replay"]
 
 log = get_logger(__name__)
 LATE_SLACK_DAYS = 7
+REJECTED_EXAMPLES = 5  # rejections kept in the summary for the CLI to show
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +100,18 @@ class ReplaySummary:
     model_version: str = ""
     rules_version: str = ""
     report: dict[str, Any] = field(default_factory=dict)
+    # The rejects file (empty when no row was rejected) and the first few rejections as
+    # "line N: field: reason (value: ...)", for the CLI to show on stderr.
+    rejects: str = ""
+    rejected_examples: list[str] = field(default_factory=list)
 
     @property
     def rows_per_second(self) -> float:
         return self.rows_read / self.seconds if self.seconds > 0 else 0.0
 
     def to_json(self) -> str:
-        body = {name: getattr(self, name) for name in self.__slots__}
+        body = {name: getattr(self, name) for name in self.__slots__
+                if name != "rejected_examples"}
         body["rows_per_second"] = round(self.rows_per_second, 1)
         return json.dumps(json_safe(body), indent=2, sort_keys=True, default=str,
                           allow_nan=False)
@@ -224,6 +230,9 @@ def run_replay(
             if parsed.rejections:
                 decider.submit(("reject", _rejection_columns(parsed.rejections)))
                 summary.rows_rejected += len(parsed.rejections)
+                summary.rejects = str(rejects_path(config.output))
+                room = REJECTED_EXAMPLES - len(summary.rejected_examples)
+                summary.rejected_examples += [str(r) for r in parsed.rejections[:max(room, 0)]]
             if len(batch):
                 ts = batch.timestamp_us
                 running = np.maximum.accumulate(np.concatenate(([last_ts], ts)))[:-1]

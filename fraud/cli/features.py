@@ -21,7 +21,7 @@ from fraud.features.support import stores_dir_beside
 from fraud.logs import configure_logging, get_logger
 from fraud.schema.columns import COLUMNS, ColumnMap
 
-__all__ = ["command"]
+__all__ = ["command", "rejects_csv"]
 
 log = get_logger(__name__)
 
@@ -44,7 +44,8 @@ def command(input_path: str, output: Path, columns: ColumnMap | None,
     """Compute point-in-time features for a transaction file.
 
     Rows that fail validation are left out of OUTPUT and listed on stderr with their line
-    and reason (and in OUTPUT.rejects.csv). Feature definitions: docs/features.md.
+    and reason (and all in OUTPUT with .rejects.csv in place of its extension: out.parquet
+    -> out.rejects.csv). Feature definitions: docs/features.md.
     """
     from fraud.features import FeatureConfig, SupportStore, compute_features
     from fraud.schema.files import read_transactions
@@ -64,11 +65,12 @@ def command(input_path: str, output: Path, columns: ColumnMap | None,
         rejections.extend(parsed.rejections)
     if rejections:
         echo_rejections(input_path, rejections)
-        rejects = output.with_name(output.name.split(".")[0] + ".rejects.csv")
+        rejects = rejects_csv(output)
         with TableWriter(rejects) as writer:
             writer.write({
                 "position": np.asarray([r.position for r in rejections], dtype=object),
                 "field": np.asarray([r.field for r in rejections], dtype=object),
+                "value": np.asarray([r.value for r in rejections], dtype=object),
                 "reason": np.asarray([r.reason for r in rejections], dtype=object),
             })
     directory = support_dir or stores_dir_beside(input_path)
@@ -77,4 +79,12 @@ def command(input_path: str, output: Path, columns: ColumnMap | None,
     rows = write_columns(output, matrix.to_columns())
     log.info("features written", rows=rows, rejected=len(rejections), output=str(output))
     click.echo(f"wrote {rows} rows x {len(matrix.names)} features to {output}"
-               + (f" ({len(rejections)} rows rejected)" if rejections else ""), err=True)
+               + (f" ({len(rejections)} rows rejected: {rejects_csv(output)})"
+                  if rejections else ""), err=True)
+
+
+def rejects_csv(output: Path) -> Path:
+    """Where `fraud features` lists the rejected rows: ``feats.v2.parquet`` ->
+    ``feats.v2.rejects.csv`` (only the extension, and a ``.gz`` after it, is replaced)."""
+    suffix = "".join(output.suffixes[-2:]) if output.suffix == ".gz" else output.suffix
+    return output.with_name(output.name[: len(output.name) - len(suffix)] + ".rejects.csv")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,11 @@ def _store(kind: str, settings: Any, counter: Any = None) -> StateStore | None:
 @click.option("--store", type=click.Choice(["memory", "dynamodb"]), default="memory",
               show_default=True, help="Where feature state lives during the replay.")
 @click.option("--compare-rules", metavar="FILE", default=None,
-              help="A candidate rules file evaluated over the same data in the same pass.")
+              help="A candidate rules file evaluated over the same data in the same pass "
+                   "(needs --report).")
 @click.option("--compare-model", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="A candidate model artifact scored in the same pass.")
+              default=None, help="A candidate model artifact scored in the same pass "
+              "(needs --report).")
 @click.option("--support-dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default=None, help="Supporting-store data (sessions, devices, carts, social) "
               "written by `fraud generate`; default: INPUT's .stores directory if present.")
@@ -66,8 +69,15 @@ def command(input_path: str, output: Path, columns: Any, start: int | None, end:
     """Replay a transaction file through the pipeline the consumer runs.
 
     Every row feeds the feature state; rows in [--from, --to) are scored, run through the
-    rules and written to OUTPUT in input order. Rejected rows go to OUTPUT.rejects.* with
-    their reasons, and OUTPUT.summary.json says what was done (and whether it completed).
+    rules and written to OUTPUT in input order. Rejected rows are listed on stderr (the
+    first few, with line, field and reason) and all go to OUTPUT with .rejects before its
+    extension (out.csv -> out.rejects.csv); OUTPUT.summary.json says what was done (and
+    whether it completed).
+
+    --store dynamodb reads and updates the DynamoDB feature state (UserProfiles,
+    TerminalProfiles) in place: it backfills state for the consumer, it does not write
+    TransactionHistory or decisions. Replay a period into those tables once; a second
+    replay of the same rows sees them already in the state.
     """
     from fraud.replay import ReplayConfig, run_replay
 
@@ -75,6 +85,11 @@ def command(input_path: str, output: Path, columns: Any, start: int | None, end:
     configure_logging(settings.log_level)
     if start is not None and end is not None and start >= end:
         raise click.BadParameter("must be after --from", param_hint="--to")
+    if (compare_rules or compare_model) and report_dir is None:
+        # The comparison lives in the backtest report; without one it would be computed and
+        # thrown away.
+        raise click.UsageError("--compare-rules / --compare-model need --report DIR: the "
+                               "comparison is written to the backtest report")
     config = ReplayConfig(
         input=input_path, output=output, model_dir=settings.model_dir,
         rules_path=settings.rules_path, columns=columns, start_us=start, end_us=end,
@@ -98,19 +113,32 @@ def command(input_path: str, output: Path, columns: Any, start: int | None, end:
         from fraud.store.clients import RequestCounter
 
         counter = RequestCounter()
+    from fraud.store.clients import explain_endpoint_errors
+
     try:
-        summary = run_replay(config, store=_store(store, settings, counter), progress=progress,
-                             settings=settings)
+        # With --store dynamodb, an unreachable local endpoint or missing tables are the
+        # caller's to fix: exit 2 with what to do, as `fraud label` and `fraud tables` do.
+        with (explain_endpoint_errors(settings) if store == "dynamodb"
+              else contextlib.nullcontext()):
+            summary = run_replay(config, store=_store(store, settings, counter),
+                                 progress=progress, settings=settings)
     except KeyboardInterrupt:
         click.echo(f"interrupted: {output} is partial (see {output}.summary.json)", err=True)
         sys.exit(130)
     finally:
         if bar is not None:
             bar.close()
+    if summary.rejected_examples:
+        for example in summary.rejected_examples:
+            click.echo(f"rejected: {input_path}: {example}", err=True)
+        if summary.rows_rejected > len(summary.rejected_examples):
+            click.echo(f"rejected: ... and "
+                       f"{summary.rows_rejected - len(summary.rejected_examples)} more",
+                       err=True)
     acts = ", ".join(f"{k}={v}" for k, v in sorted(summary.actions.items()))
     click.echo(f"replayed {summary.rows_read} rows in {summary.seconds:.2f}s "
-               f"({summary.rows_per_second:,.0f} rows/s): decided {summary.rows_decided} "
-               f"[{acts}], rejected {summary.rows_rejected}")
+               f"({summary.rows_per_second:,.0f} rows/s): decided {summary.rows_decided}"
+               + (f" [{acts}]" if acts else "") + f", rejected {summary.rows_rejected}")
     if summary.rows_out_of_order:
         click.echo(f"note: {summary.rows_out_of_order} rows arrived out of time order "
                    "(late-event policy applied; see docs/features.md)", err=True)
@@ -119,10 +147,23 @@ def command(input_path: str, output: Path, columns: Any, start: int | None, end:
         click.echo(f"dynamodb: {counter.total()} requests ({ops}), "
                    f"{counter.per(summary.rows_read):.4f} per transaction")
     click.echo(f"output: {output}")
+    if summary.rejects:
+        click.echo(f"rejects: {summary.rejects}")
+    if report_dir is not None and not summary.report:
+        click.echo(f"note: no report written to {report_dir}: no row was decided "
+                   "(check --from/--to against the file's times)", err=True)
     if summary.report:
         click.echo(f"report: {report_dir}/summary.md")
+        if not summary.report.get("labelled_rows"):
+            click.echo("note: the decided rows carry no labels (is_fraud); the report has "
+                       "no precision, recall or model metrics", err=True)
         metrics = summary.report.get("metrics")
         if metrics:
             click.echo("model: " + ", ".join(
                 f"{k}={v:.4f}" for k, v in metrics.items()
                 if isinstance(v, float)))
+        difference = summary.report.get("difference")
+        if difference:
+            click.echo(f"candidate: {difference['newly_blocked']} newly blocked, "
+                       f"{difference['no_longer_blocked']} no longer blocked "
+                       f"(per rule and action: {report_dir}/summary.md)")
