@@ -61,3 +61,12 @@ def command(input_path: Path, columns: ColumnMap | None, **flags: Any) -> None:
     out["rejected"] = len(feed.rejections)
     out["requests"] = counter.total()
     click.echo(json.dumps(out, sort_keys=True))
+    if report.labels and not report.matched:
+        where = settings.endpoint_url or f"AWS {settings.region}"
+        click.echo(f"note: none of the {report.labels} labels matched a transaction in "
+                   f"{dynamo.name('TransactionHistory')} at {where}: labels apply to "
+                   "transactions the consumer recorded (a wrong --table-prefix?)", err=True)
+    elif report.unmatched:
+        click.echo(f"note: {len(report.unmatched)} of {report.labels} labels matched no "
+                   "recorded transaction (e.g. " + ", ".join(report.unmatched[:3]) + ")",
+                   err=True)

@@ -9,6 +9,7 @@ gone; ``seed`` overwrites items with the same content. Table names are ``<prefix
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -79,6 +80,9 @@ def delete(yes: bool, timeout: float, **flags: Any) -> None:
 
     settings, dynamo = _connect(flags)
     if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("refusing to delete without --yes: there is no terminal "
+                                   "to confirm on")
         where = settings.endpoint_url or f"AWS {settings.region}"
         click.confirm(f"Delete every {settings.table_prefix}* table at {where}?", abort=True)
     with explain_endpoint_errors(settings):
@@ -111,6 +115,11 @@ def describe(as_json: bool, **flags: Any) -> None:
             billing = f" billing={row['billing']}" if row["billing"] else ""
             click.echo(f"{row['table']}: {row['status']} items={items}{billing} "
                        f"key={row['key']}{extra}{ttl}")
+    missing = sum(row["status"] == "MISSING" for row in rows)
+    if missing:  # a script checking "are the tables there?" gets its answer from the exit code
+        click.echo(f"{missing} of {len(rows)} tables missing; create them with `fraud tables "
+                   f"create --table-prefix {settings.table_prefix}`", err=True)
+        sys.exit(2)
 
 
 @command.command("seed")

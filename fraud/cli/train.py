@@ -162,8 +162,9 @@ def command(input_path: str, train_start: int, train_end: int, test_start: int |
                f"{rejected} rows rejected)")
     assumed = m.counts.get("train_labels_without_label_time", 0)
     if assumed:
-        click.echo(f"  {assumed} of these labels have no label_time: taken as known "
-                   f"{m.label_delay_days:g} days after their transaction")
+        click.echo(f"  {assumed} of these rows have no label_time (as genuine rows often "
+                   f"don't): their labels count as known {m.label_delay_days:g} days after "
+                   "the transaction")
     test = m.metrics.get("test")
     if not test:
         click.echo("test: no rows in the test range; no held-out metrics")

@@ -6,6 +6,7 @@ goes into ``FRAUD_ENDPOINT_URL``.
 
 from __future__ import annotations
 
+import json
 import sys
 import urllib.error
 import urllib.request
@@ -25,11 +26,15 @@ def moto_command(port: int) -> Sequence[str]:
 
 
 def moto_healthy(endpoint: str) -> bool:
-    """True when moto's own API answers on `endpoint` (so it is moto, not some other server)."""
+    """True when moto's own API answers on `endpoint` (so it is moto, not some other server).
+
+    It asks for moto's small config document: ``data.json`` would be a dump of every
+    resource, which takes seconds once the tables hold data and would read as "down".
+    """
     try:
-        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2) as resp:
-            return int(resp.status) == 200
-    except (urllib.error.URLError, OSError, ValueError):
+        with urllib.request.urlopen(f"{endpoint}/moto-api/config", timeout=5) as resp:
+            return 200 <= int(resp.status) < 300 and isinstance(json.loads(resp.read()), dict)
+    except (urllib.error.URLError, OSError, ValueError):  # JSONDecodeError is a ValueError
         return False
 
 

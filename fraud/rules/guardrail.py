@@ -121,9 +121,11 @@ def _log_change(status: GuardrailStatus, version: str) -> None:
         "demotions": status.changes.count("demoted"),
         "restorations": status.changes.count("restored"), "rules_version": version,
     }
-    # One line per rule and batch: a batch may both demote and restore a rule (the counts say
-    # how often), `demoted_now` is where it ended.
-    if "demoted" in status.changes:
+    # A batch may both demote and restore a rule (the counts say how often; `demoted_now` is
+    # where it ended): a warning only when a decision was demoted, or the rule stays demoted.
+    if "demoted" in status.changes and (status.demoted or status.demoted_rows):
         log.warning("rule demoted to flag by guardrail", **fields)
+    elif "demoted" in status.changes:  # over the limit for a moment; no decision changed
+        log.info("rule briefly over its max_rate; no row demoted", **fields)
     if status.changes and status.changes[-1] == "restored":
         log.info("rule restored by guardrail", **fields)

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.integration
 def _fraud(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "fraud", *args], capture_output=True,
-                          text=True, env=full, timeout=120, check=False)
+                          stdin=subprocess.DEVNULL, text=True, env=full, timeout=120,
+                          check=False)
 
 
 def test_local_up_status_down(tmp_path: Path, aws_env: None) -> None:
@@ -103,8 +104,18 @@ def test_tables_seed_and_label_commands(settings: Settings, tmp_path: Path) -> N
     assert none.returncode == 2 and "no valid labels" in none.stderr
     assert "Traceback" not in none.stderr
 
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("transaction_id,is_fraud\nnobody,1\n")
+    stray = _fraud("label", "--input", str(unknown), *prefix, env=env)
+    assert stray.returncode == 0 and json.loads(stray.stdout)["unmatched"] == 1
+    assert "note: none of the 1 labels matched" in stray.stderr
+
+    refused = _fraud("tables", "delete", *prefix, env=env)  # no --yes, no terminal
+    assert refused.returncode == 2 and "without --yes" in refused.stderr
     deleted = _fraud("tables", "delete", "--yes", *prefix, env=env)
     assert deleted.returncode == 0 and deleted.stdout.count(": deleted") == 13
+    gone = _fraud("tables", "describe", *prefix, env=env)
+    assert gone.returncode == 2 and "13 of 13 tables missing" in gone.stderr
 
 
 def test_label_twice_counts_once_and_a_correction_retracts(settings: Settings,
