@@ -67,7 +67,9 @@ __all__ = [
 ObjArray = npt.NDArray[np.object_]
 DEFAULT_CHUNK_ROWS = 100_000
 LABEL_REQUIRED = ("transaction_id", "is_fraud")
-LABEL_COLUMNS = ("transaction_id", "is_fraud", "label_time")
+# user_id and timestamp are optional: with them the label feed finds a transaction's history
+# item by its key (a batched read) instead of by an index query per label.
+LABEL_COLUMNS = ("transaction_id", "is_fraud", "label_time", "user_id", "timestamp")
 _PEEK_RECORDS = 100  # JSON Lines: records looked at to decide the file's columns
 
 
@@ -76,7 +78,9 @@ class Labels:
     """A label feed: which transactions were fraud, and when that became known.
 
     `label_time_us` is `MISSING_TIME` where the file has no label time; `rejections` lists
-    the refused rows (same rules and messages as transactions).
+    the refused rows (same rules and messages as transactions). `user_id` ("" when absent)
+    and `timestamp_us` (`MISSING_TIME`) are there when the file carries them, as a
+    transaction file does.
     """
 
     transaction_id: ObjArray
@@ -84,6 +88,8 @@ class Labels:
     label_time_us: npt.NDArray[np.int64]
     position: ObjArray
     rejections: list[Rejection]
+    user_id: ObjArray | None = None
+    timestamp_us: npt.NDArray[np.int64] | None = None
 
     def __len__(self) -> int:
         return len(self.transaction_id)
@@ -640,12 +646,13 @@ def read_labels(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Labels:
-    """A label file: ``transaction_id`` and ``is_fraud`` required, ``label_time`` optional.
+    """A label file: ``transaction_id`` and ``is_fraud`` required; ``label_time``, and the
+    transaction's ``user_id`` and ``timestamp``, optional.
 
     A repeated transaction_id is refused (the first label wins), like in transactions.
     """
     seen = SeenIds()
-    ids, fraud, times, positions = [], [], [], []
+    ids, fraud, times, positions, users, stamps = [], [], [], [], [], []
     rejections: list[Rejection] = []
     try:
         for chunk in _chunks(path, columns, LABEL_COLUMNS, LABEL_REQUIRED, chunk_rows, False,
@@ -654,11 +661,15 @@ def read_labels(
             tid = v.text("transaction_id", chunk.raw.get("transaction_id"), required=True)
             label = v.label("is_fraud", chunk.raw.get("is_fraud"), required=True)
             when = v.time("label_time", chunk.raw.get("label_time"))
+            user = v.text("user_id", chunk.raw.get("user_id"))
+            stamp = v.time("timestamp", chunk.raw.get("timestamp"))
             v.unique("transaction_id", tid, seen)
             idx = v.accepted_index()
             ids.append(tid[idx])
             fraud.append(label[idx])
             times.append(when[idx])
+            users.append(user[idx])
+            stamps.append(stamp[idx])
             positions.append(chunk.positions[idx])
             rejections.extend(v.rejections()[0])
     finally:
@@ -669,4 +680,6 @@ def read_labels(
         label_time_us=np.concatenate([np.zeros(0, np.int64), *times]),
         position=np.concatenate([np.zeros(0, object), *positions]),
         rejections=rejections,
+        user_id=np.concatenate([np.zeros(0, object), *users]),
+        timestamp_us=np.concatenate([np.zeros(0, np.int64), *stamps]),
     )

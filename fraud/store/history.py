@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,7 @@ from fraud.store.marshal import TypedColumn, number_column, string_column, typed
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
     "HistoryRef",
+    "find_by_key",
     "find_transactions",
     "history_sort_key",
     "write_history",
@@ -125,11 +127,7 @@ def find_transactions(dynamo: Dynamo, transaction_ids: Sequence[str], *,
             KeyConditionExpression="transaction_id = :t",
             ExpressionAttributeValues=Dynamo.values(t=tx),
         )
-        if not rows:
-            return None
-        row = rows[0]
-        return HistoryRef(tx, str(row["user_id"]), str(row["sk"]), str(row["terminal_id"]),
-                          int(row.get("eff_ts", row["ts"])))
+        return _ref(rows[0]) if rows else None
 
     unique = list(dict.fromkeys(transaction_ids))
     if len(unique) < 2 or workers < 2:
@@ -139,3 +137,27 @@ def find_transactions(dynamo: Dynamo, transaction_ids: Sequence[str], *,
                                 thread_name_prefix="label-lookup") as pool:
             refs = list(pool.map(look_up, unique))
     return {tx: ref for tx, ref in zip(unique, refs, strict=True) if ref is not None}
+
+
+def find_by_key(dynamo: Dynamo, keys: Sequence[tuple[str, str, int]]
+                ) -> dict[str, HistoryRef]:
+    """History references of transactions given as (transaction_id, user_id, timestamp_us).
+
+    The item key follows from those (`history_sort_key`), so this is a batched read, 100 keys
+    per request, instead of an index query per transaction; a key that finds nothing (a
+    timestamp written differently, say) is simply absent from the result.
+    """
+    if not keys:
+        return {}
+    got = dynamo.batch_get(
+        {"TransactionHistory": [{"user_id": user, "sk": history_sort_key(ts, tx)}
+                                for tx, user, ts in keys]},
+        projection={"TransactionHistory": ("user_id", "sk", "transaction_id", "terminal_id",
+                                           "ts", "eff_ts")},
+    )["TransactionHistory"]
+    return {ref.transaction_id: ref for ref in map(_ref, got)}
+
+
+def _ref(row: Mapping[str, Any]) -> HistoryRef:
+    return HistoryRef(str(row["transaction_id"]), str(row["user_id"]), str(row["sk"]),
+                      str(row["terminal_id"]), int(row.get("eff_ts", row["ts"])))

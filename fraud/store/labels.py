@@ -1,7 +1,9 @@
 """The label feed: chargebacks and confirmed fraud, arriving days after the transactions.
 
 For each label (transaction_id, is_fraud, label_time) the transaction is found in
-TransactionHistory through its ``by_transaction`` index, and the label it carries now (if any)
+TransactionHistory: by its item key when the feed also carries the transaction's ``user_id``
+and ``timestamp`` (a transaction file does; 100 keys per BatchGetItem), else through the
+``by_transaction`` index (a query per label). The label it carries now (if any)
 is read from the history item itself (a consistent BatchGetItem, 100 items per request).
 The new label is then compared with the stored one:
 
@@ -34,7 +36,7 @@ from fraud.features.store import StateStore, label_element
 from fraud.schema.batch import MISSING_TIME
 from fraud.schema.files import Labels
 from fraud.store.dynamo import Dynamo, error_code
-from fraud.store.history import HistoryRef, find_transactions
+from fraud.store.history import HistoryRef, find_by_key, find_transactions
 
 __all__ = ["Label", "LabelReport", "Retracting", "apply_labels", "labels_of"]
 
@@ -56,6 +58,8 @@ class Label:
     is_fraud: int
     label_time_us: int
     position: str
+    user_id: str = ""  # with timestamp_us, the history item's key: found without a query
+    timestamp_us: int = MISSING_TIME
 
 
 @dataclass(slots=True)
@@ -86,8 +90,13 @@ class LabelReport:
 def labels_of(feed: Labels) -> list[Label]:
     """The accepted rows of a label file (`fraud.schema.files.read_labels`: the one reader of
     label files, with ``--columns`` and the same rejection rules as transactions)."""
-    return [Label(str(tx), int(flag), int(when), str(where)) for tx, flag, when, where in zip(
-        feed.transaction_id, feed.is_fraud, feed.label_time_us, feed.position, strict=True)]
+    n = len(feed)
+    users = feed.user_id if feed.user_id is not None else [""] * n
+    stamps = feed.timestamp_us if feed.timestamp_us is not None else [MISSING_TIME] * n
+    return [Label(str(tx), int(flag), int(when), str(where), str(user), int(ts))
+            for tx, flag, when, where, user, ts in zip(
+                feed.transaction_id, feed.is_fraud, feed.label_time_us, feed.position, users,
+                stamps, strict=True)]
 
 
 def apply_labels(
@@ -112,7 +121,11 @@ def apply_labels(
     for start in range(0, len(pending), chunk):
         part = pending[start:start + chunk]
         report.labels += len(part)
-        refs = find_transactions(dynamo, [lab.transaction_id for lab in part])
+        refs = find_by_key(dynamo, [(lab.transaction_id, lab.user_id, lab.timestamp_us)
+                                    for lab in part
+                                    if lab.user_id and lab.timestamp_us != MISSING_TIME])
+        refs.update(find_transactions(dynamo, [lab.transaction_id for lab in part
+                                               if lab.transaction_id not in refs]))
         matched = [(lab, refs[lab.transaction_id]) for lab in part
                    if lab.transaction_id in refs]
         report.unmatched.extend(lab.transaction_id for lab in part

@@ -121,6 +121,24 @@ def test_label_feed_applies_each_label_once(dynamo: Dynamo, tmp_path: Path) -> N
     assert c is not None and c["is_fraud"] == 0 and c["label_time"] == T0 + DAY + 7 * DAY
 
 
+def test_labels_with_user_and_timestamp_are_found_by_key(dynamo: Dynamo, counter: RequestCounter,
+                                                         tmp_path: Path) -> None:
+    _history(dynamo)
+    counter.reset()
+    feed = tmp_path / "labels.csv"
+    # a and c by key (the transaction file's own columns); b without them; the ghost's key
+    # finds nothing and its index query neither.
+    feed.write_text("transaction_id,is_fraud,user_id,timestamp\n"
+                    f"a,1,u1,{T0 // 1000}\nc,1,u2,{(T0 + DAY) // 1000}\nb,1,,\n"
+                    f"ghost,1,u9,{T0 // 1000}\n")
+    report = apply_labels(dynamo, DynamoStateStore(dynamo), labels_of(read_labels(feed)))
+    assert (report.matched, report.updated, report.unmatched) == (3, 3, ["ghost"])
+    queries = counter.snapshot().get("dynamodb.Query", 0)
+    assert queries == 2  # b and ghost: a and c came from one BatchGetItem
+    snap = DynamoStateStore(dynamo).load_terminals(["m1", "m2"], T0 - DAY, T0 + 2 * DAY)
+    assert sorted(snap.fraud_ts.tolist()) == [T0, T0 + 1, T0 + DAY]
+
+
 def test_labels_of_keeps_only_accepted_rows_with_their_lines(tmp_path: Path) -> None:
     feed = tmp_path / "labels.csv"
     feed.write_text("transaction_id,is_fraud\na,1\nb,maybe\nc,0\n")
