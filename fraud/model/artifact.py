@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -49,6 +51,12 @@ __all__ = [
 ARTIFACT_FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.skops"
+# A real manifest is a few KiB; a bigger one is refused before it is read into memory.
+MAX_MANIFEST_BYTES = 4 << 20
+# Plain-data type names the pre-scan of a skops schema does not report as suspicious.
+_PLAIN_BUILTINS = frozenset({"dict", "list", "tuple", "str", "int", "float", "bool",
+                             "NoneType", "bytes", "slice", "set", "frozenset", "complex",
+                             "type"})
 
 # Types skops does not trust by default that our three algorithms need. Anything else in a
 # model file (a function, an arbitrary class) is refused. Extend only with plain-data types.
@@ -191,15 +199,44 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
 }
 
 
+def _regular_file(path: Path, what: str, missing: str) -> int:
+    """The size of `path`, which must be a regular file and not a symbolic link: an artifact
+    is a self-contained directory, and a link (or a device, a FIFO) could make the loader
+    read something the artifact's author does not control, or read forever (/dev/zero)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"{path}: {missing}") from exc
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read the {what}: {exc}") from exc
+    if stat.S_ISLNK(st.st_mode):
+        raise ArtifactError(f"{path}: the {what} is a symbolic link; an artifact must hold "
+                            f"regular files (copy the file instead of linking it)")
+    if not stat.S_ISREG(st.st_mode):
+        raise ArtifactError(f"{path}: the {what} is not a regular file")
+    return st.st_size
+
+
 def read_manifest(directory: str | Path) -> Manifest:
     """Parse and validate ``DIR/manifest.json`` (no version or feature checks)."""
     path = Path(directory) / MANIFEST_FILE
+    size = _regular_file(path, "manifest",
+                         f"no manifest; is {directory} a model artifact?")
+    if size > MAX_MANIFEST_BYTES:
+        raise ArtifactError(f"{path}: manifest is {size} bytes, more than the "
+                            f"{MAX_MANIFEST_BYTES} a manifest may have; refused unread")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as fh:
+            text = fh.read(MAX_MANIFEST_BYTES + 1).decode("utf-8")
+        if len(text) > MAX_MANIFEST_BYTES:
+            raise ArtifactError(f"{path}: manifest grew past {MAX_MANIFEST_BYTES} bytes")
+        raw = json.loads(text)
     except FileNotFoundError as exc:
         raise ArtifactError(f"{path}: no manifest; is {directory} a model artifact?") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError included
         raise ArtifactError(f"{path}: not a readable JSON manifest: {exc}") from exc
+    except RecursionError as exc:
+        raise ArtifactError(f"{path}: not a readable JSON manifest: nested too deeply") from exc
     if not isinstance(raw, dict):
         raise ArtifactError(f"{path}: expected a JSON object, got {type(raw).__name__}")
     if "format_version" in raw and raw["format_version"] != ARTIFACT_FORMAT_VERSION:
@@ -220,7 +257,9 @@ def read_manifest(directory: str | Path) -> Manifest:
     if len(reference) != len(names) or not all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in reference
     ):
-        raise ArtifactError(f"{path}: reference must hold one number per feature")
+        raise ArtifactError(f"{path}: reference must hold one number per feature "
+                            f"({len(reference)} values for {len(names)} feature names; "
+                            f"a feature list edited by hand?)")
     model_file = raw["model_file"]
     if "/" in model_file or "\\" in model_file or model_file in ("", ".", ".."):
         raise ArtifactError(f"{path}: model_file must be a plain file name, "
@@ -262,12 +301,56 @@ def _check_types(model_path: Path) -> list[str]:
     try:
         untrusted = sorted(sio.get_untrusted_types(file=model_path))
     except Exception as exc:  # a corrupt zip or schema surfaces as many exception types
-        raise ArtifactError(f"{model_path}: not a readable skops file: {exc}") from exc
+        raise ArtifactError(f"{model_path}: not a readable skops file: {exc!r}"
+                            f"{_why_unreadable(model_path)}") from exc
     refused = [t for t in untrusted if t not in ALLOWED_TYPES]
     if refused:
         raise ArtifactError(f"{model_path}: refusing to load types outside the allow-list: "
                             f"{refused}")
     return untrusted
+
+
+def _schema_names(node: Any, out: set[str], depth: int = 0) -> None:
+    """Every ``module.class`` (and FunctionNode / MethodNode target) a skops schema names."""
+    if depth > 200:
+        return
+    if isinstance(node, dict):
+        mod, cls = node.get("__module__"), node.get("__class__")
+        if isinstance(mod, str) and isinstance(cls, str):
+            out.add(f"{mod}.{cls}")
+        content = node.get("content")
+        if isinstance(content, dict):
+            mod, fn = content.get("module_path"), content.get("function")
+            if isinstance(mod, str) and isinstance(fn, str):
+                out.add(f"{mod}.{fn}")
+        for value in node.values():
+            _schema_names(value, out, depth + 1)
+    elif isinstance(node, list):
+        for value in node:
+            _schema_names(value, out, depth + 1)
+
+
+def _why_unreadable(model_path: Path) -> str:
+    """A hint for a model file skops could not read: a pickle, or the suspicious types its
+    schema names (nothing in the file is built or run to find out)."""
+    try:
+        with open(model_path, "rb") as fh:
+            head = fh.read(2)
+        if head[:1] == b"\x80" or head in (b"(d", b"(l", b"cb", b"cp", b"cc"):
+            return "; it looks like a pickle, which is never loaded (pickle runs code)"
+        with zipfile.ZipFile(model_path) as zf:
+            info = zf.getinfo("schema.json")
+            if info.file_size > (64 << 20):
+                return ""
+            schema = json.loads(zf.read(info))
+    except Exception:  # the hint is best effort; the refusal stands either way
+        return ""
+    names: set[str] = set()
+    _schema_names(schema, names)
+    odd = sorted(n for n in names
+                 if not n.startswith(("sklearn.", "numpy.", "scipy."))
+                 and not (n.startswith("builtins.") and n[9:] in _PLAIN_BUILTINS))
+    return f"; it names types outside the allow-list: {odd}" if odd else ""
 
 
 def check_compatible(manifest: Manifest, path: Path,
@@ -308,8 +391,8 @@ def load_artifact(
     manifest = read_manifest(path)
     check_compatible(manifest, path, expected_features, expected_engine_version)
     model_path = path / manifest.model_file
-    if not model_path.is_file():
-        raise ArtifactError(f"{model_path}: model file named by the manifest does not exist")
+    _regular_file(model_path, "model file",
+                  "model file named by the manifest does not exist")
     actual = sha256_of(model_path)
     if actual != manifest.model_sha256:
         raise ArtifactError(

@@ -183,6 +183,20 @@ def score_or_unavailable(scorer: Scorer, x: F64) -> tuple[F64, bool]:
         return np.full(int(np.shape(x)[0]), np.nan), False
 
 
+def label_delay_mismatch(manifest_delay_days: float, delay_days: float | None) -> str | None:
+    """A warning when features are computed with another label delay than the model's.
+
+    The terminal fraud rates count a fraud only once its label is known, so a model trained
+    with a 30-day delay and fed rates computed with 7 days sees a shifted distribution (on
+    one outside review's data, AUC 0.989 fell to 0.980 silently). None when they agree.
+    """
+    if delay_days is None or abs(float(delay_days) - float(manifest_delay_days)) < 1e-9:
+        return None
+    return (f"the model was trained with a label delay of {manifest_delay_days:g} days but "
+            f"features are computed with {float(delay_days):g} (--label-delay-days / "
+            f"FRAUD_LABEL_DELAY_DAYS); its terminal fraud rates will not match training")
+
+
 def build_scorer(settings: Any, sagemaker_client: Any = None) -> Scorer:
     """The scorer `settings.scorer` names ("local" or "sagemaker").
 
@@ -194,7 +208,13 @@ def build_scorer(settings: Any, sagemaker_client: Any = None) -> Scorer:
 
     kind = getattr(settings, "scorer", "local")
     if kind == "local":
-        return LocalScorer.load(settings.model_dir)
+        scorer = LocalScorer.load(settings.model_dir)
+        problem = label_delay_mismatch(scorer.artifact.manifest.label_delay_days,
+                                       getattr(settings, "label_delay_days", None))
+        if problem:
+            log.warning("label_delay_mismatch", model_dir=str(settings.model_dir),
+                        detail=problem)
+        return scorer
     if kind == "sagemaker":
         from fraud.model.artifact import check_compatible, read_manifest
         from fraud.model.sagemaker import SageMakerScorer, make_client
