@@ -53,6 +53,8 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.skops"
 # A real manifest is a few KiB; a bigger one is refused before it is read into memory.
 MAX_MANIFEST_BYTES = 4 << 20
+# A model of ours is a few hundred kB; a forest of deep trees a few hundred MB at most.
+MAX_MODEL_BYTES = 1 << 30
 # Plain-data type names the pre-scan of a skops schema does not report as suspicious.
 _PLAIN_BUILTINS = frozenset({"dict", "list", "tuple", "str", "int", "float", "bool",
                              "NoneType", "bytes", "slice", "set", "frozenset", "complex",
@@ -217,6 +219,23 @@ def _regular_file(path: Path, what: str, missing: str) -> int:
     return st.st_size
 
 
+def _read_model(path: Path, size: int) -> bytes:
+    """The model file's bytes, opened without following a link (it was checked to be a
+    regular file; a link put there since is refused by the open itself) and size-capped."""
+    if size > MAX_MODEL_BYTES:
+        raise ArtifactError(f"{path}: the model file has {size} bytes, more than the "
+                            f"{MAX_MODEL_BYTES} a model may have; refused unread")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(MAX_MODEL_BYTES + 1)
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read the model file: {exc}") from exc
+    if len(data) > MAX_MODEL_BYTES:
+        raise ArtifactError(f"{path}: the model file grew past {MAX_MODEL_BYTES} bytes")
+    return data
+
+
 def read_manifest(directory: str | Path) -> Manifest:
     """Parse and validate ``DIR/manifest.json`` (no version or feature checks)."""
     path = Path(directory) / MANIFEST_FILE
@@ -295,11 +314,14 @@ def _type_name(obj: Any) -> str:
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
-def _check_types(model_path: Path) -> list[str]:
+def _check_types(model_path: Path, data: bytes | None = None) -> list[str]:
+    """The file's types that skops does not trust by default, refused unless allow-listed.
+    With `data` (the file's bytes, read once) those very bytes are checked."""
     import skops.io as sio
 
     try:
-        untrusted = sorted(sio.get_untrusted_types(file=model_path))
+        untrusted = sorted(sio.get_untrusted_types(data=data) if data is not None
+                           else sio.get_untrusted_types(file=model_path))
     except Exception as exc:  # a corrupt zip or schema surfaces as many exception types
         raise ArtifactError(f"{model_path}: not a readable skops file: {exc!r}"
                             f"{_why_unreadable(model_path)}") from exc
@@ -391,17 +413,20 @@ def load_artifact(
     manifest = read_manifest(path)
     check_compatible(manifest, path, expected_features, expected_engine_version)
     model_path = path / manifest.model_file
-    _regular_file(model_path, "model file",
-                  "model file named by the manifest does not exist")
-    actual = sha256_of(model_path)
+    size = _regular_file(model_path, "model file",
+                         "model file named by the manifest does not exist")
+    # Read once: the bytes hashed are the bytes checked and loaded, so the file cannot be
+    # swapped between the check and the load.
+    data = _read_model(model_path, size)
+    actual = hashlib.sha256(data).hexdigest()
     if actual != manifest.model_sha256:
         raise ArtifactError(
             f"{model_path}: sha256 mismatch: manifest says {manifest.model_sha256}, "
             f"file has {actual}; the model file was changed or replaced"
         )
-    trusted = _check_types(model_path)
+    trusted = _check_types(model_path, data)
     try:
-        model = sio.load(model_path, trusted=trusted)
+        model = sio.loads(data, trusted=trusted)
     except Exception as exc:  # skops raises many types; all mean "not a model we can use"
         raise ArtifactError(f"{model_path}: could not load the model: {exc}") from exc
     kind = _type_name(model)

@@ -175,3 +175,24 @@ def test_build_scorer_still_loads_with_another_delay(good: Path,
         d, expected_features=NAMES, expected_engine_version="test-1"))
     settings = SimpleNamespace(scorer="local", model_dir=good, label_delay_days=7.0)
     assert isinstance(scorer_module.build_scorer(settings), scorer_module.LocalScorer)
+
+
+def test_the_bytes_hashed_are_the_bytes_loaded(good: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import skops.io as sio
+
+    def by_path(*_: object, **__: object) -> object:
+        raise AssertionError("loaded from the path again, after the hash was checked")
+
+    monkeypatch.setattr(sio, "load", by_path)
+    _load(_copy(good, tmp_path / "copy"))  # the read-once path: sio.loads on those bytes
+
+
+def test_an_oversized_model_file_is_refused_unread(good: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from fraud.model import artifact
+
+    copy = _copy(good, tmp_path / "copy")
+    monkeypatch.setattr(artifact, "MAX_MODEL_BYTES", 1000)
+    with pytest.raises(ArtifactError, match="more than the 1000 a model may have"):
+        _load(copy)

@@ -149,3 +149,14 @@ def test_cli_without_overlap_writes_the_same_bytes(data: Path, tmp_path: Path) -
                                      "--model", str(MODEL), "--rules", RULES])
         assert result.exit_code == 0, result.output
     assert outs[0].read_bytes() == outs[1].read_bytes() and len(_rows(outs[0])) > 0
+
+
+def test_a_label_delay_other_than_the_models_is_warned_about(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_replay(_config(data, tmp_path / "same.csv", end_us=DECIDE_FROM + DAY_US))
+    assert "label_delay_mismatch" not in capsys.readouterr().err
+    run_replay(_config(data, tmp_path / "other.csv", end_us=DECIDE_FROM + DAY_US,
+                       label_delay_days=30.0))
+    err = capsys.readouterr().err
+    assert "label_delay_mismatch" in err and "features are computed with 30" in err
