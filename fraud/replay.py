@@ -36,7 +36,7 @@ from fraud.features import (
 )
 from fraud.features.api import DAY_US, USER_WINDOWS_DAYS
 from fraud.logs import get_logger
-from fraud.model.scorer import LocalScorer, Scorer, label_delay_mismatch
+from fraud.model.scorer import LocalScorer, Scorer, warn_on_label_delay
 from fraud.pipeline import (
     Outcome,
     Pipeline,
@@ -296,10 +296,8 @@ def _load_parts(config: ReplayConfig
             )
         for which, loaded in (("model", scorer), ("compare_model", variant and variant.scorer)):
             if isinstance(loaded, LocalScorer):
-                problem = label_delay_mismatch(loaded.artifact.manifest.label_delay_days,
-                                               config.label_delay_days)
-                if problem:
-                    log.warning("label_delay_mismatch", which=which, problem=problem)
+                warn_on_label_delay(loaded.artifact.manifest.label_delay_days,
+                                    config.label_delay_days, which=which)
         if stores is not None:
             support: SupportLookup | None = stores.result().lookup
         elif config.support_dir is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,37 +13,6 @@ from fraud.config import build_settings, settings_options
 from fraud.logs import configure_logging
 
 __all__ = ["command"]
-
-
-@contextlib.contextmanager
-def _explain_stream_errors(settings: Any) -> Iterator[None]:
-    """A missing stream or nothing answering at a local Kinesis endpoint is the caller's to
-    fix: a `ConfigError` (exit 2) naming the stream, the endpoint and what to do."""
-    from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
-
-    from fraud.errors import ConfigError, StoreError
-    from fraud.store.clients import is_local_endpoint
-
-    try:
-        yield
-    except StoreError as exc:
-        cause = exc.__cause__
-        endpoint = settings.aws_endpoint("kinesis")
-        where = endpoint or f"AWS {settings.region}"
-        if isinstance(cause, EndpointConnectionError | ConnectTimeoutError) and \
-                is_local_endpoint(endpoint):
-            raise ConfigError(
-                f"cannot reach kinesis at {endpoint} (--kinesis-endpoint-url / "
-                "FRAUD_KINESIS_ENDPOINT_URL, else --endpoint-url / FRAUD_ENDPOINT_URL): "
-                "nothing answers there; start the local endpoints with "
-                "`eval \"$(fraud local up)\"` or fix the URL") from exc
-        if isinstance(cause, ClientError) and \
-                cause.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            raise ConfigError(
-                f"stream {settings.stream_name!r} not found at {where} (--stream / "
-                "FRAUD_STREAM); `fraud local up` creates the local one, or fix the name"
-            ) from exc
-        raise
 
 _SHOWN_REJECTIONS = 20
 
@@ -71,6 +39,7 @@ def command(input_path: Path, rate: float | None, raw: bool, unordered: bool,
     """
     from tqdm import tqdm
 
+    from fraud.store.clients import explain_endpoint_errors
     from fraud.stream.kinesis import kinesis_client
     from fraud.stream.producer import (
         MAX_RECORDS_PER_CALL,
@@ -112,7 +81,10 @@ def command(input_path: Path, rate: float | None, raw: bool, unordered: bool,
         def progress(accepted: int) -> None:
             bar.update(accepted)
 
-        with _explain_stream_errors(settings):
+        with explain_endpoint_errors(
+                settings, "kinesis",
+                not_found=f"stream {settings.stream_name!r} not found (--stream / FRAUD_STREAM; "
+                          "`fraud local up` creates the local one, or fix the name)"):
             stats = put_all(client, settings.stream_name, batches, rate=rate,
                             on_progress=progress)
     if rejected:

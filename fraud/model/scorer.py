@@ -30,7 +30,9 @@ __all__ = [
     "build_scorer",
     "check_matrix",
     "correct_for_weight",
+    "label_delay_mismatch",
     "score_or_unavailable",
+    "warn_on_label_delay",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -197,6 +199,15 @@ def label_delay_mismatch(manifest_delay_days: float, delay_days: float | None) -
             f"FRAUD_LABEL_DELAY_DAYS); its terminal fraud rates will not match training")
 
 
+def warn_on_label_delay(manifest_delay_days: float, delay_days: float | None,
+                        **where: Any) -> None:
+    """Log `label_delay_mismatch` as a warning (with `where`) when the two delays differ:
+    scoring still goes on, as the features are valid, only shifted."""
+    problem = label_delay_mismatch(manifest_delay_days, delay_days)
+    if problem:
+        log.warning("label_delay_mismatch", detail=problem, **where)
+
+
 def build_scorer(settings: Any, sagemaker_client: Any = None) -> Scorer:
     """The scorer `settings.scorer` names ("local" or "sagemaker").
 
@@ -207,13 +218,11 @@ def build_scorer(settings: Any, sagemaker_client: Any = None) -> Scorer:
     from fraud.errors import ConfigError
 
     kind = getattr(settings, "scorer", "local")
+    delay = getattr(settings, "label_delay_days", None)
     if kind == "local":
         scorer = LocalScorer.load(settings.model_dir)
-        problem = label_delay_mismatch(scorer.artifact.manifest.label_delay_days,
-                                       getattr(settings, "label_delay_days", None))
-        if problem:
-            log.warning("label_delay_mismatch", model_dir=str(settings.model_dir),
-                        detail=problem)
+        warn_on_label_delay(scorer.artifact.manifest.label_delay_days, delay,
+                            model_dir=str(settings.model_dir))
         return scorer
     if kind == "sagemaker":
         from fraud.model.artifact import check_compatible, read_manifest
@@ -225,6 +234,7 @@ def build_scorer(settings: Any, sagemaker_client: Any = None) -> Scorer:
                               "(FRAUD_SAGEMAKER_ENDPOINT)")
         manifest = read_manifest(settings.model_dir)
         check_compatible(manifest, Path(settings.model_dir))
+        warn_on_label_delay(manifest.label_delay_days, delay, model_dir=str(settings.model_dir))
         client = sagemaker_client or make_client(settings)
         return SageMakerScorer(client, endpoint, manifest)
     raise ConfigError(f"--scorer: {kind!r} is not one of local, sagemaker")

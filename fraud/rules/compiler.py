@@ -24,7 +24,7 @@ import numpy.typing as npt
 from fraud.rules import expr as ex
 from fraud.rules.vocabulary import Vocabulary
 
-__all__ = ["CompileError", "Compiled", "Env", "Scope", "compile_condition"]
+__all__ = ["CompileError", "Compiled", "Env", "Scope", "compile_condition", "written_number"]
 
 Array = npt.NDArray[Any]
 Value = Any  # an array of the batch's length or a Python scalar constant
@@ -81,8 +81,8 @@ class Compiled:
         return self.fn is None
 
 
-def _num(value: float) -> str:
-    """A number as a rule author wrote it: `5`, not `5.0`."""
+def written_number(value: float) -> str:
+    """A number as a rule author writes it: `5` and `1000000`, not `5.0` or `1e+06`."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
@@ -177,7 +177,7 @@ class _Checker:
         if isinstance(node, ex.Literal):
             shown = node.value
             if isinstance(shown, float):
-                return f"{_num(shown)} (a {value.type})"  # `5` as written, not `5.0`
+                return f"{written_number(shown)} (a {value.type})"  # `5` as written, not `5.0`
             return f"{shown!r} (a {value.type})"
         return f"a {value.type}"
 
@@ -357,8 +357,9 @@ class _Checker:
             return (v < a) | (v > b) if negated else (v >= a) & (v <= b)
 
         if lo.is_const and hi.is_const and lo.const > hi.const:
-            return self.fail(f"the range of 'between' is empty ({_num(lo.const)} > "
-                             f"{_num(hi.const)}): put the smaller bound first", node.low)
+            return self.fail(f"the range of 'between' is empty ({written_number(lo.const)} "
+                             f"> {written_number(hi.const)}): put the smaller bound first",
+                             node.low)
         if x.is_const and lo.is_const and hi.is_const:
             return _const(BOOL, bool(run(Env({}, 0))))
         word = "not between" if negated else "between"

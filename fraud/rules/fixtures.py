@@ -33,15 +33,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from fraud.errors import InputError
 from fraud.rules.evaluator import Decisions, derive_column, evaluate
-from fraud.rules.loader import (
-    _Doc,
-    _kind,
-    _mapping,
-    _reader_problem,
-    _text,
-    _value,
-    _yaml_hint,
-)
+from fraud.rules.loader import _Doc, _kind, _mapping, _text, _value, compose
 from fraud.rules.problems import Problem, RulesFileError
 from fraud.rules.ruleset import ACTIONS, RuleSet, action_name
 from fraud.rules.vocabulary import DERIVED_SOURCES, Vocabulary
@@ -187,19 +179,7 @@ def load_fixtures(path: str | Path, vocabulary: Vocabulary) -> FixtureFile:
         raise RulesFileError([Problem(location, 1, 1, f"not UTF-8 text: {exc.reason} at byte "
                                       f"{exc.start}")]) from None
     doc = _Doc(text, location)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.reader.ReaderError as exc:
-        raise RulesFileError([_reader_problem(doc, exc)]) from None
-    except RecursionError:
-        raise RulesFileError([Problem(doc.filename, 1, 1, "malformed YAML: lists or mappings "
-                                      "nested too deeply")]) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line, col = ((mark.line + 1), (mark.column + 1)) if mark else (1, 1)
-        hint = _yaml_hint(text, line, col, str(exc.problem))
-        raise RulesFileError([Problem(location, line, col,
-                                      f"malformed YAML: {exc.problem}{hint}")]) from None
+    root = compose(doc)
     if root is None:
         raise RulesFileError([Problem(location, 1, 1, "empty fixture file")])
     top = _mapping(doc, root, "the fixture file", ("rules", "defaults", "cases"))

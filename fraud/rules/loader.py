@@ -30,14 +30,14 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from fraud.errors import FraudError
 from fraud.rules import expr as ex
-from fraud.rules.compiler import FUNCTIONS, Scope, compile_condition
+from fraud.rules.compiler import FUNCTIONS, Scope, compile_condition, written_number
 from fraud.rules.problems import Problem, RulesFileError
 from fraud.rules.reasons import compile_reason
 from fraud.rules.ruleset import ACTIONS, GuardrailConfig, Rule, RuleSet
 from fraud.rules.sources import RuleSource, join_location, source_for
 from fraud.rules.vocabulary import Vocabulary, default_vocabulary
 
-__all__ = ["FORMAT_VERSION", "MAX_FILE_BYTES", "load_rules", "parse_rules"]
+__all__ = ["FORMAT_VERSION", "MAX_FILE_BYTES", "compose", "load_rules", "parse_rules"]
 
 FORMAT_VERSION = 1
 # A rules file is a page or a few; long id lists belong in list files (read line by line, with
@@ -236,14 +236,9 @@ def _number(doc: _Doc, node: Node, what: str, low: float, high: float, *, rule_i
         if low <= number <= high:
             return number
     kind = "an integer" if integer else "a number"
-    doc.error(node, f"{what} must be {kind} from {_bound(low)} to {_bound(high)}, got "
-              f"{node.value!r}", rule_id)
+    doc.error(node, f"{what} must be {kind} from {written_number(low)} to "
+              f"{written_number(high)}, got {node.value!r}", rule_id)
     return None
-
-
-def _bound(value: float) -> str:
-    """A range end as written in a rules file: 1000000, not 1e+06."""
-    return str(int(value)) if float(value).is_integer() else repr(value)
 
 
 def _choice(doc: _Doc, node: Node, what: str, choices: tuple[str, ...],
@@ -492,6 +487,27 @@ def _yaml_hint(text: str, line: int, col: int, problem: str) -> str:
     return ""
 
 
+def compose(doc: _Doc) -> Node | None:
+    """`doc`'s YAML node tree (None for an empty file), positions kept; any YAML error, a
+    control character or nesting too deep for the parser becomes a `RulesFileError` at its
+    line and column. Shared by rules and fixture files."""
+    try:
+        root: Node | None = yaml.compose(doc.text, Loader=yaml.SafeLoader)
+    except yaml.reader.ReaderError as exc:
+        raise RulesFileError([_reader_problem(doc, exc)]) from None
+    except RecursionError:
+        raise RulesFileError([Problem(doc.filename, 1, 1, "malformed YAML: lists or mappings "
+                                      "nested too deeply")]) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        context = f" ({exc.context})" if exc.context else ""
+        hint = _yaml_hint(doc.text, line, col, str(exc.problem))
+        raise RulesFileError([Problem(doc.filename, line, col, f"malformed YAML: {exc.problem}"
+                                      f"{context}{hint}")]) from None
+    return root
+
+
 def _reader_problem(doc: _Doc, exc: yaml.reader.ReaderError) -> Problem:
     """A control character (NUL, BEL, ...) that YAML refuses, at its line and column."""
     position = min(max(exc.position, 0), len(doc.text))
@@ -527,20 +543,7 @@ def parse_rules(
         raise RulesFileError([Problem(filename, 1, 1, f"not UTF-8 text: {exc.reason} at byte "
                                       f"{exc.start}")]) from None
     doc = _Doc(source_text, filename)
-    try:
-        root = yaml.compose(source_text, Loader=yaml.SafeLoader)
-    except yaml.reader.ReaderError as exc:
-        raise RulesFileError([_reader_problem(doc, exc)]) from None
-    except RecursionError:
-        raise RulesFileError([Problem(doc.filename, 1, 1, "malformed YAML: lists or mappings "
-                                      "nested too deeply")]) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        context = f" ({exc.context})" if exc.context else ""
-        hint = _yaml_hint(source_text, line, col, str(exc.problem))
-        raise RulesFileError([Problem(filename, line, col, f"malformed YAML: {exc.problem}"
-                                      f"{context}{hint}")]) from None
+    root = compose(doc)
     if root is None:
         raise RulesFileError([Problem(filename, 1, 1, "empty file: expected 'version' and "
                                       "'rules'")])

@@ -149,9 +149,7 @@ def _resolve(path: Path, found: Sequence[str], mapping: ColumnMap, fields: Seque
         hints = [f"{f}={lower[sources[f].lower()]}" for f in missing
                  if sources[f].lower() in lower]
         hint = f"; did you mean --columns {','.join(hints)}?" if hints else ""
-        # masked: in a file without a header line, the "names" are the first record
-        shown = ", ".join(mask_value(name) for name in found[:40]) + (
-            ", ..." if len(found) > 40 else "")
+        shown = _shown(found)
         if not hint and len(found) == 1 and any(sep in found[0] for sep in ";\t|"):
             hint = "; the file must be comma-separated"
         raise InputError(
@@ -160,11 +158,16 @@ def _resolve(path: Path, found: Sequence[str], mapping: ColumnMap, fields: Seque
     absent = [f for f, _ in mapping if f in sources and sources[f] not in counts]
     if schema_known and absent:
         named = ", ".join(f"{f} (as {sources[f]})" for f in absent)
-        shown = ", ".join(mask_value(name) for name in found[:40]) + (
-            ", ..." if len(found) > 40 else "")
         raise InputError(f"{path}: column(s) named in --columns not found: {named}; "
-                         f"found: {shown}")
+                         f"found: {_shown(found)}")
     return {f: s for f, s in sources.items() if s in counts}
+
+
+def _shown(found: Sequence[str]) -> str:
+    """The columns found, for an error: masked (in a file without a header line the "names"
+    are the first record) and at most 40 of them."""
+    return ", ".join(mask_value(name) for name in found[:40]) + (
+        ", ..." if len(found) > 40 else "")
 
 
 def _extra_names(found: Sequence[str], used: dict[str, str], mapping: ColumnMap) -> list[str]:

@@ -154,30 +154,45 @@ def _has_explicit_credentials() -> bool:
     return bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))
 
 
+# Where each service's endpoint is set, for "nothing answers at ..." messages.
+_ENDPOINT_SETTING = {
+    "dynamodb": "--endpoint-url / FRAUD_ENDPOINT_URL",
+    "kinesis": "--kinesis-endpoint-url / FRAUD_KINESIS_ENDPOINT_URL, else --endpoint-url / "
+               "FRAUD_ENDPOINT_URL",
+}
+
+
 @contextlib.contextmanager
-def explain_endpoint_errors(settings: Settings, service: str = "dynamodb") -> Iterator[None]:
-    """Turn "nothing answers at the local endpoint", "no such table" and "no credentials for
-    AWS" into a `ConfigError` (exit code 2) that says where and what to do, for the commands
-    a user runs by hand. Other store errors pass through unchanged.
+def explain_endpoint_errors(settings: Settings, service: str = "dynamodb", *,
+                            not_found: str | None = None) -> Iterator[None]:
+    """Turn "nothing answers at the local endpoint", "no such table" (or stream) and "no
+    credentials for AWS" into a `ConfigError` (exit code 2) that says where and what to do,
+    for the commands a user runs by hand. Other store errors pass through unchanged.
+
+    `not_found` is the message for a missing resource; by default, the DynamoDB tables'.
     """
     try:
         yield
     except StoreError as exc:
         cause = exc.__cause__
         endpoint = settings.aws_endpoint(service)
+        where = endpoint or f"AWS {settings.region}"
         if isinstance(cause, EndpointConnectionError | ConnectTimeoutError) and \
                 is_local_endpoint(endpoint):
             raise ConfigError(
-                f"cannot reach {service} at {endpoint} (--endpoint-url / FRAUD_ENDPOINT_URL): "
+                f"cannot reach {service} at {endpoint} "
+                f"({_ENDPOINT_SETTING.get(service, _ENDPOINT_SETTING['dynamodb'])}): "
                 "nothing answers there; start the local endpoints with "
                 "`eval \"$(fraud local up)\"` or fix the URL") from exc
         if isinstance(cause, ClientError) and \
                 cause.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            if not_found is not None:
+                raise ConfigError(f"{not_found} at {where}") from exc
             if "fraud tables create" in str(exc):  # `Dynamo.call` said what to do
                 raise ConfigError(str(exc)) from exc
             raise ConfigError(
                 f"{exc}: the {settings.table_prefix}* tables are not all there at "
-                f"{endpoint or 'AWS ' + settings.region}; create them with "
+                f"{where}; create them with "
                 f"`fraud tables create --table-prefix {settings.table_prefix}`") from exc
         if isinstance(cause, NoCredentialsError):
             raise ConfigError(

@@ -202,8 +202,8 @@ def _check_design(dynamo: Dynamo, spec: TableSpec, name: str) -> None:
     (an older design, or someone else's table under this prefix): the code would fail on it
     later, less clearly."""
     desc = dynamo.call("describe_table", name, TableName=name)["Table"]
-    types = {a["AttributeName"]: a["AttributeType"] for a in desc.get("AttributeDefinitions", [])}
-    want_types = {a["AttributeName"]: a["AttributeType"] for a in spec.attribute_definitions()}
+    types = _attribute_types(desc.get("AttributeDefinitions", []))
+    want_types = _attribute_types(spec.attribute_definitions())
     problems: list[str] = []
     have_key = _typed_keys(desc.get("KeySchema", []), types)
     want_key = _typed_keys(spec.key_schema(), want_types)
@@ -251,6 +251,11 @@ def delete_tables(dynamo: Dynamo, specs: Sequence[TableSpec] = TABLES,
     return deleted
 
 
+def _attribute_types(definitions: Sequence[dict[str, str]]) -> dict[str, str]:
+    """Attribute name -> DynamoDB type (S, N, B) from AttributeDefinitions."""
+    return {a["AttributeName"]: a["AttributeType"] for a in definitions}
+
+
 def _typed_keys(schema: Sequence[dict[str, str]], types: dict[str, str]) -> str:
     """``user_id:S,sk:S`` from a key schema and the attribute types."""
     return ",".join(f"{k['AttributeName']}:{types.get(k['AttributeName'], '?')}" for k in schema)
@@ -271,9 +276,7 @@ def describe_tables(dynamo: Dynamo, specs: Sequence[TableSpec] = TABLES) -> list
                 raise StoreError(f"DynamoDB describe_table {name}: {exc}") from exc
             rows.append(row)
             continue
-        types = {a["AttributeName"]: a["AttributeType"]
-                 for a in desc.get("AttributeDefinitions", [])}
-
+        types = _attribute_types(desc.get("AttributeDefinitions", []))
         row["status"] = desc.get("TableStatus")
         row["items"] = desc.get("ItemCount")
         # No BillingModeSummary means provisioned capacity (DynamoDB's own default).

@@ -165,7 +165,8 @@ def test_label_delay_mismatch_is_reported() -> None:
 
 
 def test_build_scorer_still_loads_with_another_delay(good: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     from types import SimpleNamespace
 
     import fraud.model.scorer as scorer_module
@@ -173,8 +174,13 @@ def test_build_scorer_still_loads_with_another_delay(good: Path,
     original = scorer_module.load_artifact
     monkeypatch.setattr(scorer_module, "load_artifact", lambda d: original(
         d, expected_features=NAMES, expected_engine_version="test-1"))
-    settings = SimpleNamespace(scorer="local", model_dir=good, label_delay_days=7.0)
-    assert isinstance(scorer_module.build_scorer(settings), scorer_module.LocalScorer)
+    same = SimpleNamespace(scorer="local", model_dir=good, label_delay_days=7.0)
+    assert isinstance(scorer_module.build_scorer(same), scorer_module.LocalScorer)
+    assert "label_delay_mismatch" not in capsys.readouterr().err
+    other = SimpleNamespace(scorer="local", model_dir=good, label_delay_days=30.0)
+    assert isinstance(scorer_module.build_scorer(other), scorer_module.LocalScorer)
+    err = capsys.readouterr().err
+    assert "label_delay_mismatch" in err and "features are computed with 30" in err
 
 
 def test_the_bytes_hashed_are_the_bytes_loaded(good: Path, tmp_path: Path,
